@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# Runs the whole test suite on a fresh machine.
+#
+# Installs what is missing (Debian redis-server, protobuf-compiler and
+# libprotobuf-dev), starts a private Redis on a free loopback port with its own
+# temporary directory, runs `cargo fmt --check`, `cargo clippy -D warnings` and
+# every test, and stops everything it started, also on failure.
+#
+# Usage: deploy/test.sh [extra cargo-nextest arguments, e.g. a test filter]
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+
+log() { printf '==> %s\n' "$*" >&2; }
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+install_packages() {
+    local missing=()
+    command -v redis-server >/dev/null || missing+=(redis-server)
+    command -v redis-cli >/dev/null || missing+=(redis-tools)
+    command -v protoc >/dev/null || missing+=(protobuf-compiler)
+    [ -f /usr/include/google/protobuf/timestamp.proto ] || missing+=(libprotobuf-dev)
+    if [ ${#missing[@]} -gt 0 ]; then
+        log "installing ${missing[*]}"
+        as_root apt-get update -qq
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    fi
+    if ! cargo nextest --version >/dev/null 2>&1; then
+        log "installing cargo-nextest"
+        cargo install --locked cargo-nextest
+    fi
+}
+
+WORK=$(mktemp -d -t zaqar-test-XXXXXX)
+PIDS=()
+
+cleanup() {
+    local status=$?
+    for pid in "${PIDS[@]}"; do
+        kill -TERM "$pid" 2>/dev/null || true
+    done
+    for pid in "${PIDS[@]}"; do
+        for _ in $(seq 50); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -KILL "$pid" 2>/dev/null || true
+    done
+    rm -rf "$WORK"
+    exit "$status"
+}
+trap cleanup EXIT INT TERM
+
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+start_redis() {
+    local port dir
+    for _ in 1 2 3 4 5; do
+        port=$(free_port)
+        dir="$WORK/redis-$port"
+        mkdir -p "$dir"
+        redis-server --bind 127.0.0.1 --port "$port" --dir "$dir" --save '' \
+            --appendonly no --daemonize no >"$dir/redis.log" 2>&1 &
+        local pid=$!
+        PIDS+=("$pid")
+        for _ in $(seq 100); do
+            if [ "$(redis-cli -p "$port" ping 2>/dev/null)" = "PONG" ]; then
+                REDIS_URL="redis://127.0.0.1:$port"
+                return 0
+            fi
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        log "redis on port $port did not start; retrying"
+    done
+    log "cannot start redis-server"
+    return 1
+}
+
+install_packages
+
+log "cargo fmt --check"
+cargo fmt --all -- --check
+
+log "cargo clippy"
+cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
+
+log "building"
+cargo build --workspace --bins --locked
+
+start_redis
+log "test redis at $REDIS_URL"
+export ZAQAR_TEST_REDIS_URL="$REDIS_URL"
+export ZAQAR_BIN="$ROOT/target/debug/zaqar"
+
+log "cargo nextest run"
+cargo nextest run --workspace --locked --no-fail-fast "$@"

@@ -1,0 +1,43 @@
+//! Backend implementations, chosen once at startup from the pool URI scheme.
+
+pub mod redis;
+
+use std::sync::Arc;
+
+use crate::backend::BackendRef;
+use crate::error::{Result, StorageError};
+
+pub use self::redis::{RedisBackend, RedisConfig};
+
+/// The URI schemes this build can serve.
+pub const SUPPORTED_SCHEMES: [&str; 1] = ["redis"];
+
+/// Opens the backend named by `uri`, rejecting unknown schemes with the list
+/// of valid ones.
+pub fn open(uri: &str, redis: &RedisConfig) -> Result<BackendRef> {
+    let scheme = uri
+        .split_once("://")
+        .map(|(scheme, _)| scheme)
+        .unwrap_or("");
+    match scheme {
+        "redis" => Ok(Arc::new(RedisBackend::connect(uri, redis)?)),
+        _ => Err(StorageError::Invalid(format!(
+            "unsupported backend uri {uri:?}: the scheme must be one of {}",
+            SUPPORTED_SCHEMES.join(", ")
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn unknown_schemes_are_rejected_by_name() {
+        let error = open("memcached://127.0.0.1:1", &RedisConfig::default())
+            .err()
+            .unwrap();
+        assert!(error.to_string().contains("redis"), "{error}");
+        assert!(open("no-scheme", &RedisConfig::default()).is_err());
+    }
+}

@@ -1,0 +1,1051 @@
+//! The Redis backend.
+//!
+//! Every multi-step change is one Lua script (the `.lua` files beside this
+//! one, each prefixed with `common.lua`), sent by SHA and loaded on first use.
+//! All keys of one queue carry the same hash tag, so they share one Redis
+//! Cluster slot; `common.lua` lists them. Times come from Redis `TIME`, so
+//! several storage nodes fronting one Redis agree on ages and expiries.
+//!
+//! Expired messages, claims and subscriptions are filtered on every read,
+//! removed in small batches by every write, and swept by a background task
+//! (see [`RedisConfig::sweep_interval`]) so memory does not grow without bound.
+//! Messages moved to a dead-letter queue pass through a per-queue outbox that
+//! the claim call (and, after a crash, the sweeper) drains into the target
+//! queue, so a move is never lost even though the two queues live in
+//! different slots.
+
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{Script, ScriptInvocation, Value};
+use serde::Deserialize;
+use tokio_util::sync::{CancellationToken, DropGuard};
+use zaqar_proto::model::{
+    Claim, ClaimRef, ClaimSpec, Health, ListQuery, Message, MessagePage, MessageSummary,
+    NewSubscription, PostBatch, QueueRecord, QueueSettings, QueueStats, Scope, Subscription,
+    SubscriptionUpdate, new_id,
+};
+
+use crate::backend::Backend;
+use crate::error::{Result, StorageError};
+
+/// Settings of the Redis backend.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RedisConfig {
+    /// How often the background sweeper looks for expired data.
+    #[serde(with = "humantime_serde")]
+    pub sweep_interval: Duration,
+    /// How long one Redis call may take before it fails as unavailable.
+    #[serde(with = "humantime_serde")]
+    pub response_timeout: Duration,
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        RedisConfig {
+            sweep_interval: Duration::from_secs(5),
+            response_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Prefix of every key this backend writes.
+const KEY_ROOT: &str = "zaqar:";
+/// Suffixes of a queue's keys, in the order the scripts expect them.
+const KEY_SUFFIXES: [&str; 13] = [
+    "q", "msgs", "free", "exp", "claimed", "info", "body", "claims", "cexp", "dead", "subs",
+    "subz", "subu",
+];
+/// Entries one listing script call looks at before handing back.
+const LIST_SCAN_BUDGET: i64 = 1000;
+/// Unclaimed messages one purge script call deletes.
+const PURGE_BATCH: i64 = 1000;
+/// Fields per message in script replies.
+const MESSAGE_FIELDS: usize = 8;
+/// Fields per subscription in script replies.
+const SUBSCRIPTION_FIELDS: usize = 6;
+
+/// Returns the key prefix of a queue: `zaqar:{<ns>:<project>:<name>}`.
+///
+/// The project is escaped so that it cannot end the hash tag early; names
+/// cannot contain `:`, so the prefix is unique per scope.
+pub fn key_prefix(scope: &Scope) -> String {
+    let mut project = String::with_capacity(scope.project().len());
+    for ch in scope.project().chars() {
+        match ch {
+            '%' => project.push_str("%25"),
+            '{' => project.push_str("%7B"),
+            '}' => project.push_str("%7D"),
+            other => project.push(other),
+        }
+    }
+    format!(
+        "{KEY_ROOT}{{{}:{}:{}}}",
+        scope.namespace().tag(),
+        project,
+        scope.name()
+    )
+}
+
+fn keys_of(prefix: &str) -> impl Iterator<Item = String> + '_ {
+    KEY_SUFFIXES
+        .iter()
+        .map(move |suffix| format!("{prefix}:{suffix}"))
+}
+
+/// The loaded scripts.
+struct Scripts {
+    queue_create: Script,
+    queue_update: Script,
+    queue_delete: Script,
+    queue_stats: Script,
+    queue_purge: Script,
+    queue_sweep: Script,
+    messages_post: Script,
+    messages_list: Script,
+    messages_get: Script,
+    message_delete: Script,
+    messages_delete: Script,
+    messages_pop: Script,
+    claim_create: Script,
+    claim_get: Script,
+    claim_renew: Script,
+    claim_release: Script,
+    dead_letter_list: Script,
+    dead_letter_insert: Script,
+    sub_create: Script,
+    sub_list: Script,
+    sub_get: Script,
+    sub_update: Script,
+    sub_delete: Script,
+    sub_confirm: Script,
+}
+
+impl Scripts {
+    fn new() -> Scripts {
+        const COMMON: &str = include_str!("redis/common.lua");
+        const PICK: &str = include_str!("redis/pick.lua");
+        const SUBS: &str = include_str!("redis/subs.lua");
+        let plain = |body: &str| Script::new(&format!("{COMMON}\n{body}"));
+        let picking = |body: &str| Script::new(&format!("{COMMON}\n{PICK}\n{body}"));
+        let subs = |body: &str| Script::new(&format!("{COMMON}\n{SUBS}\n{body}"));
+        Scripts {
+            queue_create: plain(include_str!("redis/queue_create.lua")),
+            queue_update: plain(include_str!("redis/queue_update.lua")),
+            queue_delete: plain(include_str!("redis/queue_delete.lua")),
+            queue_stats: plain(include_str!("redis/queue_stats.lua")),
+            queue_purge: plain(include_str!("redis/queue_purge.lua")),
+            queue_sweep: plain(include_str!("redis/queue_sweep.lua")),
+            messages_post: plain(include_str!("redis/messages_post.lua")),
+            messages_list: plain(include_str!("redis/messages_list.lua")),
+            messages_get: plain(include_str!("redis/messages_get.lua")),
+            message_delete: plain(include_str!("redis/message_delete.lua")),
+            messages_delete: plain(include_str!("redis/messages_delete.lua")),
+            messages_pop: picking(include_str!("redis/messages_pop.lua")),
+            claim_create: picking(include_str!("redis/claim_create.lua")),
+            claim_get: plain(include_str!("redis/claim_get.lua")),
+            claim_renew: plain(include_str!("redis/claim_renew.lua")),
+            claim_release: plain(include_str!("redis/claim_release.lua")),
+            dead_letter_list: plain(include_str!("redis/dead_letter_list.lua")),
+            dead_letter_insert: plain(include_str!("redis/dead_letter_insert.lua")),
+            sub_create: subs(include_str!("redis/sub_create.lua")),
+            sub_list: subs(include_str!("redis/sub_list.lua")),
+            sub_get: subs(include_str!("redis/sub_get.lua")),
+            sub_update: subs(include_str!("redis/sub_update.lua")),
+            sub_delete: subs(include_str!("redis/sub_delete.lua")),
+            sub_confirm: subs(include_str!("redis/sub_confirm.lua")),
+        }
+    }
+}
+
+/// The state shared by the backend and its sweeper.
+struct Inner {
+    conn: ConnectionManager,
+    scripts: Scripts,
+}
+
+/// A backend storing queues in one Redis server.
+pub struct RedisBackend {
+    inner: std::sync::Arc<Inner>,
+    _sweeper: DropGuard,
+}
+
+impl RedisBackend {
+    /// Connects to `uri` (`redis://HOST:PORT[/DB]`) and starts the sweeper.
+    ///
+    /// The connection is made lazily and re-made after failures, so a node
+    /// starts (and answers 503) while Redis is down.
+    pub fn connect(uri: &str, config: &RedisConfig) -> Result<RedisBackend> {
+        let client = redis::Client::open(uri)
+            .map_err(|error| StorageError::Invalid(format!("invalid redis uri: {error}")))?;
+        let manager_config = ConnectionManagerConfig::new()
+            .set_response_timeout(Some(config.response_timeout))
+            .set_connection_timeout(Some(config.response_timeout))
+            .set_number_of_retries(2)
+            .set_max_delay(Duration::from_millis(500));
+        let conn = client.get_connection_manager_lazy(manager_config)?;
+        let inner = std::sync::Arc::new(Inner {
+            conn,
+            scripts: Scripts::new(),
+        });
+        let cancel = CancellationToken::new();
+        tokio::spawn(sweep_forever(
+            inner.clone(),
+            config.sweep_interval,
+            cancel.clone(),
+        ));
+        Ok(RedisBackend {
+            inner,
+            _sweeper: cancel.drop_guard(),
+        })
+    }
+
+    /// Runs one full sweep of every queue now (the background task does this
+    /// every `sweep_interval`). Returns how many expired messages it removed.
+    pub async fn sweep_now(&self) -> Result<u64> {
+        self.inner.sweep_all().await
+    }
+}
+
+impl Inner {
+    fn conn(&self) -> ConnectionManager {
+        self.conn.clone()
+    }
+
+    /// Prepares an invocation of `script` on the keys of `prefix`.
+    fn invocation<'a>(&self, script: &'a Script, prefix: &str) -> ScriptInvocation<'a> {
+        let mut invocation = script.prepare_invoke();
+        for key in keys_of(prefix) {
+            invocation.key(key);
+        }
+        invocation
+    }
+
+    async fn run(&self, invocation: &ScriptInvocation<'_>) -> Result<Value> {
+        let mut conn = self.conn();
+        Ok(invocation.invoke_async(&mut conn).await?)
+    }
+
+    /// Files the messages waiting in a queue's dead-letter outbox into their
+    /// dead-letter queues, then removes them from the outbox.
+    async fn drain_dead_letters(&self, prefix: &str) -> Result<()> {
+        let mut list = self.invocation(&self.scripts.dead_letter_list, prefix);
+        list.arg(1000);
+        let mut reply = Reply::new(self.run(&list).await?)?;
+        while !reply.is_empty() {
+            let id = reply.string()?;
+            let body = reply.string()?;
+            let client = reply.string()?;
+            let created = reply.int()?;
+            let ttl = reply.int()?;
+            let expires = reply.int()?;
+            let count = reply.int()?;
+            let target = reply.string()?;
+            let mut insert = self.invocation(&self.scripts.dead_letter_insert, &target);
+            insert
+                .arg(&id)
+                .arg(body)
+                .arg(client)
+                .arg(created)
+                .arg(ttl)
+                .arg(expires)
+                .arg(count);
+            self.run(&insert).await?;
+            let mut conn = self.conn();
+            let _: i64 = redis::cmd("HDEL")
+                .arg(format!("{prefix}:dead"))
+                .arg(&id)
+                .query_async(&mut conn)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Sweeps every queue once; returns the number of expired messages removed.
+    async fn sweep_all(&self) -> Result<u64> {
+        let mut conn = self.conn();
+        let mut cursor: u64 = 0;
+        let mut removed = 0u64;
+        loop {
+            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(format!("{KEY_ROOT}{{*"))
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(&mut conn)
+                .await?;
+            let mut prefixes: Vec<&str> = keys
+                .iter()
+                .filter_map(|key| key.strip_suffix(":q").or_else(|| key.strip_suffix(":subz")))
+                .collect();
+            prefixes.sort_unstable();
+            prefixes.dedup();
+            for prefix in prefixes {
+                let mut sweep = self.invocation(&self.scripts.queue_sweep, prefix);
+                sweep.arg(1000);
+                let mut reply = Reply::new(self.run(&sweep).await?)?;
+                removed += u64::try_from(reply.int()?).unwrap_or_default();
+                let _claims = reply.int()?;
+                let _subscriptions = reply.int()?;
+                if reply.int()? > 0 {
+                    self.drain_dead_letters(prefix).await?;
+                }
+            }
+            if next == 0 {
+                return Ok(removed);
+            }
+            cursor = next;
+        }
+    }
+}
+
+async fn sweep_forever(
+    inner: std::sync::Arc<Inner>,
+    interval: Duration,
+    cancel: CancellationToken,
+) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = ticker.tick() => {}
+        }
+        if let Err(error) = inner.sweep_all().await {
+            tracing::warn!(%error, "redis sweep failed");
+        }
+    }
+}
+
+/// Reads a flat script reply field by field.
+struct Reply {
+    items: std::vec::IntoIter<Value>,
+}
+
+impl Reply {
+    fn new(value: Value) -> Result<Reply> {
+        match value {
+            Value::Array(items) => Ok(Reply {
+                items: items.into_iter(),
+            }),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.items.len() == 0
+    }
+
+    fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    fn next(&mut self) -> Result<Value> {
+        self.items
+            .next()
+            .ok_or_else(|| StorageError::Internal("short reply from redis script".into()))
+    }
+
+    fn string(&mut self) -> Result<String> {
+        match self.next()? {
+            Value::BulkString(bytes) => String::from_utf8(bytes)
+                .map_err(|_| StorageError::Internal("non-utf8 text in redis reply".into())),
+            Value::SimpleString(text) => Ok(text),
+            Value::Int(number) => Ok(number.to_string()),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    fn int(&mut self) -> Result<i64> {
+        match self.next()? {
+            Value::Int(number) => Ok(number),
+            Value::BulkString(bytes) => std::str::from_utf8(&bytes)
+                .ok()
+                .and_then(|text| text.parse().ok())
+                .ok_or_else(|| StorageError::Internal("non-numeric redis reply".into())),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Reads one message (see `push_message` in `common.lua`); also returns its position.
+    fn message(&mut self) -> Result<(Message, i64)> {
+        let id = self.string()?;
+        let ttl = self.int()?;
+        let age = self.int()?;
+        let body = self.string()?;
+        let claim = self.string()?;
+        let claim_count = self.int()?;
+        let created = self.int()?;
+        let position = self.int()?;
+        let message = Message {
+            id,
+            ttl,
+            age,
+            body,
+            claim_id: (!claim.is_empty()).then_some(claim),
+            claim_count,
+            created,
+        };
+        Ok((message, position))
+    }
+
+    fn messages(&mut self) -> Result<Vec<Message>> {
+        let mut messages = Vec::with_capacity(self.len() / MESSAGE_FIELDS);
+        while !self.is_empty() {
+            messages.push(self.message()?.0);
+        }
+        Ok(messages)
+    }
+
+    fn subscription(&mut self, source: &str) -> Result<Subscription> {
+        Ok(Subscription {
+            id: self.string()?,
+            subscriber: self.string()?,
+            ttl: self.int()?,
+            age: self.int()?,
+            options: self.string()?,
+            confirmed: self.int()? == 1,
+            source: source.to_string(),
+        })
+    }
+}
+
+fn unexpected(value: &Value) -> StorageError {
+    StorageError::Internal(format!("unexpected redis reply: {value:?}"))
+}
+
+fn status_of(value: &Value) -> Option<&[u8]> {
+    match value {
+        Value::BulkString(bytes) => Some(bytes),
+        Value::SimpleString(text) => Some(text.as_bytes()),
+        _ => None,
+    }
+}
+
+fn not_found_queue(scope: &Scope) -> StorageError {
+    StorageError::NotFound(format!(
+        "Queue {} does not exist for project {}",
+        scope.name(),
+        scope.project()
+    ))
+}
+
+fn not_found_claim(scope: &Scope, id: &str) -> StorageError {
+    StorageError::NotFound(format!(
+        "Claim {id} does not exist in queue {} for project {}",
+        scope.name(),
+        scope.project()
+    ))
+}
+
+fn not_found_subscription(id: &str) -> StorageError {
+    StorageError::NotFound(format!("Subscription {id} does not exist"))
+}
+
+/// The script arguments describing a queue's settings, `''` meaning unset.
+fn settings_args(scope: &Scope, metadata: &str) -> Result<[String; 6]> {
+    let value: serde_json::Value = serde_json::from_str(metadata)
+        .map_err(|error| StorageError::Invalid(format!("metadata is not JSON: {error}")))?;
+    let settings = QueueSettings::from_metadata(&value);
+    let number = |value: Option<i64>| value.map(|v| v.to_string()).unwrap_or_default();
+    let dead_letter = if settings.dead_letter_active() {
+        match &settings.dead_letter_queue {
+            Some(name) => key_prefix(&scope.sibling(name)?),
+            None => String::new(),
+        }
+    } else {
+        String::new()
+    };
+    Ok([
+        number(settings.default_message_ttl),
+        number(settings.default_message_delay),
+        number(settings.max_messages_post_size),
+        number(settings.max_claim_count),
+        dead_letter,
+        number(settings.dead_letter_queue_messages_ttl),
+    ])
+}
+
+#[async_trait]
+impl Backend for RedisBackend {
+    async fn create_queue(&self, scope: &Scope, metadata: &str) -> Result<bool> {
+        let settings = settings_args(scope, metadata)?;
+        let inner = &self.inner;
+        let mut invocation = inner.invocation(&inner.scripts.queue_create, &key_prefix(scope));
+        invocation.arg(metadata);
+        for setting in settings {
+            invocation.arg(setting);
+        }
+        Ok(matches!(inner.run(&invocation).await?, Value::Int(1)))
+    }
+
+    async fn get_queue(&self, scope: &Scope) -> Result<Option<QueueRecord>> {
+        let mut records = self.get_queues(std::slice::from_ref(scope)).await?;
+        Ok(records.pop().flatten())
+    }
+
+    async fn get_queues(&self, scopes: &[Scope]) -> Result<Vec<Option<QueueRecord>>> {
+        let mut pipe = redis::pipe();
+        for scope in scopes {
+            pipe.cmd("HMGET")
+                .arg(format!("{}:q", key_prefix(scope)))
+                .arg("meta")
+                .arg("rev");
+        }
+        let mut conn = self.inner.conn();
+        let rows: Vec<(Option<String>, Option<u64>)> = pipe.query_async(&mut conn).await?;
+        Ok(rows
+            .into_iter()
+            .map(|(metadata, revision)| {
+                metadata.map(|metadata| QueueRecord {
+                    metadata,
+                    revision: revision.unwrap_or_default(),
+                })
+            })
+            .collect())
+    }
+
+    async fn update_queue_metadata(
+        &self,
+        scope: &Scope,
+        metadata: &str,
+        expected_revision: Option<u64>,
+    ) -> Result<u64> {
+        let settings = settings_args(scope, metadata)?;
+        let inner = &self.inner;
+        let mut invocation = inner.invocation(&inner.scripts.queue_update, &key_prefix(scope));
+        invocation.arg(metadata).arg(
+            expected_revision
+                .map(|rev| rev.to_string())
+                .unwrap_or_default(),
+        );
+        for setting in settings {
+            invocation.arg(setting);
+        }
+        let mut reply = Reply::new(inner.run(&invocation).await?)?;
+        match reply.string()?.as_str() {
+            "ok" => Ok(u64::try_from(reply.int()?).unwrap_or_default()),
+            "not_found" => Err(not_found_queue(scope)),
+            _ => Err(StorageError::Conflict(
+                "queue metadata changed concurrently".into(),
+            )),
+        }
+    }
+
+    async fn delete_queue(&self, scope: &Scope) -> Result<()> {
+        let inner = &self.inner;
+        let invocation = inner.invocation(&inner.scripts.queue_delete, &key_prefix(scope));
+        inner.run(&invocation).await?;
+        Ok(())
+    }
+
+    async fn queue_exists(&self, scope: &Scope) -> Result<bool> {
+        let mut conn = self.inner.conn();
+        let exists: bool = redis::cmd("EXISTS")
+            .arg(format!("{}:q", key_prefix(scope)))
+            .query_async(&mut conn)
+            .await?;
+        Ok(exists)
+    }
+
+    async fn queue_stats(&self, scope: &Scope) -> Result<QueueStats> {
+        let inner = &self.inner;
+        let invocation = inner.invocation(&inner.scripts.queue_stats, &key_prefix(scope));
+        let mut reply = Reply::new(inner.run(&invocation).await?)?;
+        let exists = reply.int()? == 1;
+        let claimed = u64::try_from(reply.int()?).unwrap_or_default();
+        let total = u64::try_from(reply.int()?).unwrap_or_default();
+        let mut summary = || -> Result<Option<MessageSummary>> {
+            if reply.is_empty() {
+                return Ok(None);
+            }
+            Ok(Some(MessageSummary {
+                id: reply.string()?,
+                age: reply.int()?,
+                created: reply.int()?,
+            }))
+        };
+        let oldest = summary()?;
+        let newest = summary()?;
+        Ok(QueueStats {
+            exists,
+            claimed,
+            free: total.saturating_sub(claimed),
+            total,
+            oldest,
+            newest,
+        })
+    }
+
+    async fn purge_queue(&self, scope: &Scope, messages: bool, subscriptions: bool) -> Result<()> {
+        let inner = &self.inner;
+        let prefix = key_prefix(scope);
+        let mut purge_subscriptions = subscriptions;
+        loop {
+            let mut invocation = inner.invocation(&inner.scripts.queue_purge, &prefix);
+            invocation
+                .arg(i64::from(messages))
+                .arg(i64::from(purge_subscriptions))
+                .arg(PURGE_BATCH);
+            purge_subscriptions = false;
+            match inner.run(&invocation).await? {
+                Value::Int(deleted) if deleted >= PURGE_BATCH => continue,
+                Value::Int(_) => return Ok(()),
+                other => return Err(unexpected(&other)),
+            }
+        }
+    }
+
+    async fn post_messages(&self, scope: &Scope, batch: PostBatch) -> Result<Vec<String>> {
+        let inner = &self.inner;
+        let mut invocation = inner.invocation(&inner.scripts.messages_post, &key_prefix(scope));
+        invocation
+            .arg(&batch.client_id)
+            .arg(batch.request_size)
+            .arg(batch.limits.default_message_ttl)
+            .arg(batch.limits.max_message_delay)
+            .arg(batch.limits.max_messages_post_size);
+        let mut ids = Vec::with_capacity(batch.messages.len());
+        for message in &batch.messages {
+            let id = new_id();
+            invocation
+                .arg(&id)
+                .arg(&message.body)
+                .arg(message.ttl.map(|ttl| ttl.to_string()).unwrap_or_default())
+                .arg(
+                    message
+                        .delay
+                        .map(|delay| delay.to_string())
+                        .unwrap_or_default(),
+                );
+            ids.push(id);
+        }
+        let mut reply = Reply::new(inner.run(&invocation).await?)?;
+        match reply.string()?.as_str() {
+            "ok" => Ok(ids),
+            "too_large" => {
+                let effective = reply.int()?;
+                let global = reply.int()?;
+                let queue = reply.int()?;
+                Err(StorageError::Invalid(format!(
+                    "Message collection size is too large. The max size for current queue is \
+                     {effective}. It is calculated by max size = min(max_messages_post_size_config: \
+                     {global}, max_messages_post_size_queue: {queue})."
+                )))
+            }
+            _ => Err(StorageError::Invalid(format!(
+                "The Delay TTL for a message may not exceed {} seconds,and must be at least 0 \
+                 seconds long.",
+                batch.limits.max_message_delay
+            ))),
+        }
+    }
+
+    async fn list_messages(&self, scope: &Scope, query: &ListQuery) -> Result<MessagePage> {
+        let mut after: i64 = match &query.marker {
+            None => -1,
+            Some(marker) => match marker
+                .parse::<u64>()
+                .ok()
+                .and_then(|m| i64::try_from(m).ok())
+            {
+                Some(position) => position,
+                None => return Ok(MessagePage::default()),
+            },
+        };
+        let inner = &self.inner;
+        let prefix = key_prefix(scope);
+        let limit = i64::from(query.limit.max(1));
+        let mut page = MessagePage::default();
+        let mut last_position = None;
+        loop {
+            let remaining = limit - page.messages.len() as i64;
+            let mut invocation = inner.invocation(&inner.scripts.messages_list, &prefix);
+            invocation
+                .arg(after)
+                .arg(remaining)
+                .arg(i64::from(query.echo))
+                .arg(&query.client_id)
+                .arg(i64::from(query.include_claimed))
+                .arg(i64::from(query.include_delayed))
+                .arg(LIST_SCAN_BUDGET);
+            let mut reply = Reply::new(inner.run(&invocation).await?)?;
+            page.delay_queue = reply.int()? == 1;
+            let exhausted = reply.int()? == 1;
+            let scanned_to = reply.int()?;
+            while !reply.is_empty() {
+                let (message, position) = reply.message()?;
+                page.messages.push(message);
+                last_position = Some(position);
+            }
+            if exhausted || page.messages.len() as i64 >= limit || scanned_to <= after {
+                break;
+            }
+            after = scanned_to;
+        }
+        page.next_marker = last_position.map(|position| position.to_string());
+        Ok(page)
+    }
+
+    async fn get_message(&self, scope: &Scope, id: &str) -> Result<Message> {
+        let mut messages = self.get_messages(scope, &[id.to_string()]).await?;
+        messages.pop().ok_or_else(|| {
+            StorageError::NotFound(format!(
+                "Message {id} does not exist in queue {} for project {}",
+                scope.name(),
+                scope.project()
+            ))
+        })
+    }
+
+    async fn get_messages(&self, scope: &Scope, ids: &[String]) -> Result<Vec<Message>> {
+        let inner = &self.inner;
+        let mut invocation = inner.invocation(&inner.scripts.messages_get, &key_prefix(scope));
+        for id in ids {
+            invocation.arg(id);
+        }
+        let mut reply = Reply::new(inner.run(&invocation).await?)?;
+        if reply.int()? == 0 {
+            return Err(not_found_queue(scope));
+        }
+        reply.messages()
+    }
+
+    async fn delete_message(
+        &self,
+        scope: &Scope,
+        id: &str,
+        claim: Option<&ClaimRef>,
+    ) -> Result<()> {
+        let inner = &self.inner;
+        let mut invocation = inner.invocation(&inner.scripts.message_delete, &key_prefix(scope));
+        let (mode, claim_id) = match claim {
+            None => ("none", ""),
+            Some(ClaimRef::Id(claim_id)) => ("id", claim_id.as_str()),
+            Some(ClaimRef::Malformed) => ("malformed", ""),
+        };
+        invocation.arg(id).arg(mode).arg(claim_id);
+        let value = inner.run(&invocation).await?;
+        match status_of(&value) {
+            Some(b"ok") => Ok(()),
+            Some(b"claimed") => Err(StorageError::ClaimMismatch),
+            Some(b"not_claimed") => Err(StorageError::ClaimExpired),
+            Some(b"claim_invalid") => Err(StorageError::Invalid(
+                "The specified claim does not exist or has expired.".into(),
+            )),
+            _ => Err(unexpected(&value)),
+        }
+    }
+
+    async fn delete_messages(
+        &self,
+        scope: &Scope,
+        ids: &[String],
+        claim_ids: Option<&[String]>,
+    ) -> Result<()> {
+        let inner = &self.inner;
+        let mut invocation = inner.invocation(&inner.scripts.messages_delete, &key_prefix(scope));
+        invocation
+            .arg(i64::from(claim_ids.is_some()))
+            .arg(ids.len());
+        for id in ids {
+            invocation.arg(id);
+        }
+        for claim_id in claim_ids.unwrap_or_default() {
+            invocation.arg(claim_id);
+        }
+        let value = inner.run(&invocation).await?;
+        match status_of(&value) {
+            Some(b"ok") => Ok(()),
+            Some(b"claim_required") => Err(StorageError::Invalid(
+                "Every listed message must be held by one of the given claims.".into(),
+            )),
+            _ => Err(unexpected(&value)),
+        }
+    }
+
+    async fn pop_messages(&self, scope: &Scope, limit: u32) -> Result<Vec<Message>> {
+        let inner = &self.inner;
+        let mut invocation = inner.invocation(&inner.scripts.messages_pop, &key_prefix(scope));
+        invocation.arg(limit);
+        Reply::new(inner.run(&invocation).await?)?.messages()
+    }
+
+    async fn create_claim(&self, scope: &Scope, spec: ClaimSpec) -> Result<Option<Claim>> {
+        let inner = &self.inner;
+        let prefix = key_prefix(scope);
+        let id = new_id();
+        let mut invocation = inner.invocation(&inner.scripts.claim_create, &prefix);
+        invocation
+            .arg(&id)
+            .arg(spec.ttl)
+            .arg(spec.grace)
+            .arg(spec.limit);
+        let mut reply = Reply::new(inner.run(&invocation).await?)?;
+        let moved = reply.int()?;
+        let messages = reply.messages()?;
+        if moved > 0 {
+            inner.drain_dead_letters(&prefix).await?;
+        }
+        if messages.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(Claim {
+            id,
+            ttl: spec.ttl,
+            grace: spec.grace,
+            age: 0,
+            messages,
+        }))
+    }
+
+    async fn get_claim(&self, scope: &Scope, id: &str) -> Result<Claim> {
+        let inner = &self.inner;
+        let mut invocation = inner.invocation(&inner.scripts.claim_get, &key_prefix(scope));
+        invocation.arg(id);
+        let mut reply = Reply::new(inner.run(&invocation).await?)?;
+        if reply.string()? != "ok" {
+            return Err(not_found_claim(scope, id));
+        }
+        let ttl = reply.int()?;
+        let grace = reply.int()?;
+        let age = reply.int()?;
+        Ok(Claim {
+            id: id.to_string(),
+            ttl,
+            grace,
+            age,
+            messages: reply.messages()?,
+        })
+    }
+
+    async fn renew_claim(&self, scope: &Scope, id: &str, ttl: i64, grace: i64) -> Result<()> {
+        let inner = &self.inner;
+        let mut invocation = inner.invocation(&inner.scripts.claim_renew, &key_prefix(scope));
+        invocation.arg(id).arg(ttl).arg(grace);
+        let value = inner.run(&invocation).await?;
+        match status_of(&value) {
+            Some(b"ok") => Ok(()),
+            Some(b"not_found") => Err(not_found_claim(scope, id)),
+            _ => Err(unexpected(&value)),
+        }
+    }
+
+    async fn release_claim(&self, scope: &Scope, id: &str) -> Result<()> {
+        let inner = &self.inner;
+        let mut invocation = inner.invocation(&inner.scripts.claim_release, &key_prefix(scope));
+        invocation.arg(id);
+        inner.run(&invocation).await?;
+        Ok(())
+    }
+
+    async fn create_subscription(
+        &self,
+        scope: &Scope,
+        subscription: NewSubscription,
+    ) -> Result<(String, bool)> {
+        let inner = &self.inner;
+        let mut invocation = inner.invocation(&inner.scripts.sub_create, &key_prefix(scope));
+        invocation
+            .arg(new_id())
+            .arg(&subscription.subscriber)
+            .arg(subscription.ttl)
+            .arg(&subscription.options);
+        let mut reply = Reply::new(inner.run(&invocation).await?)?;
+        match reply.string()?.as_str() {
+            "created" => Ok((reply.string()?, true)),
+            "exists" => Ok((reply.string()?, false)),
+            _ => Err(StorageError::Conflict(
+                "Such subscription already exists.Subscriptions are unique by project + queue + \
+                 subscriber URI."
+                    .into(),
+            )),
+        }
+    }
+
+    async fn list_subscriptions(
+        &self,
+        scope: &Scope,
+        marker: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<Subscription>> {
+        let inner = &self.inner;
+        let mut invocation = inner.invocation(&inner.scripts.sub_list, &key_prefix(scope));
+        invocation.arg(marker.unwrap_or_default()).arg(limit.max(1));
+        let mut reply = Reply::new(inner.run(&invocation).await?)?;
+        let mut subscriptions = Vec::with_capacity(reply.len() / SUBSCRIPTION_FIELDS);
+        while !reply.is_empty() {
+            subscriptions.push(reply.subscription(scope.name())?);
+        }
+        Ok(subscriptions)
+    }
+
+    async fn get_subscription(&self, scope: &Scope, id: &str) -> Result<Subscription> {
+        let inner = &self.inner;
+        let mut invocation = inner.invocation(&inner.scripts.sub_get, &key_prefix(scope));
+        invocation.arg(id);
+        let mut reply = Reply::new(inner.run(&invocation).await?)?;
+        if reply.string()? != "ok" {
+            return Err(not_found_subscription(id));
+        }
+        reply.subscription(scope.name())
+    }
+
+    async fn update_subscription(
+        &self,
+        scope: &Scope,
+        id: &str,
+        update: SubscriptionUpdate,
+    ) -> Result<()> {
+        let inner = &self.inner;
+        let mut invocation = inner.invocation(&inner.scripts.sub_update, &key_prefix(scope));
+        invocation
+            .arg(id)
+            .arg(update.subscriber.unwrap_or_default())
+            .arg(update.ttl.map(|ttl| ttl.to_string()).unwrap_or_default())
+            .arg(i64::from(update.options.is_some()))
+            .arg(update.options.unwrap_or_default());
+        let value = inner.run(&invocation).await?;
+        match status_of(&value) {
+            Some(b"ok") => Ok(()),
+            Some(b"not_found") => Err(not_found_subscription(id)),
+            Some(b"conflict") => Err(StorageError::Conflict(
+                "Such subscription already exists. Subscriptions are unique by project + queue + \
+                 subscriber URI."
+                    .into(),
+            )),
+            _ => Err(unexpected(&value)),
+        }
+    }
+
+    async fn delete_subscription(&self, scope: &Scope, id: &str) -> Result<()> {
+        let inner = &self.inner;
+        let mut invocation = inner.invocation(&inner.scripts.sub_delete, &key_prefix(scope));
+        invocation.arg(id);
+        inner.run(&invocation).await?;
+        Ok(())
+    }
+
+    async fn confirm_subscription(&self, scope: &Scope, id: &str, confirmed: bool) -> Result<()> {
+        let inner = &self.inner;
+        let mut invocation = inner.invocation(&inner.scripts.sub_confirm, &key_prefix(scope));
+        invocation.arg(id).arg(i64::from(confirmed));
+        let value = inner.run(&invocation).await?;
+        match status_of(&value) {
+            Some(b"ok") => Ok(()),
+            _ => Err(not_found_subscription(id)),
+        }
+    }
+
+    async fn health(&self) -> Result<Health> {
+        let mut conn = self.inner.conn();
+        let started = Instant::now();
+        let pong: Result<String> = redis::cmd("PING")
+            .query_async(&mut conn)
+            .await
+            .map_err(StorageError::from);
+        Ok(Health {
+            backend: "redis".into(),
+            reachable: pong.is_ok(),
+            latency_micros: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_prefixes_keep_one_hash_tag_per_queue() {
+        let scope = Scope::queue("a}b{c%", "orders").unwrap();
+        let prefix = key_prefix(&scope);
+        assert_eq!(prefix, "zaqar:{q:a%7Db%7Bc%25:orders}");
+        let open = prefix.find('{').unwrap();
+        let close = prefix.find('}').unwrap();
+        assert_eq!(&prefix[open + 1..close], "q:a%7Db%7Bc%25:orders");
+        for key in keys_of(&prefix) {
+            assert!(key.starts_with(&prefix));
+        }
+    }
+
+    #[test]
+    fn key_prefixes_differ_by_namespace_and_project() {
+        let queue = Scope::queue("p", "x").unwrap();
+        let topic = Scope::new("p", zaqar_proto::model::Namespace::Topic, "x").unwrap();
+        let other = Scope::queue("p:x", "x").unwrap();
+        assert_ne!(key_prefix(&queue), key_prefix(&topic));
+        assert_ne!(key_prefix(&queue), key_prefix(&other));
+    }
+}
+
+#[cfg(test)]
+mod conformance {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::conformance::Fixture;
+
+    /// The Redis under test; `deploy/test.sh` starts one and sets this.
+    fn test_url() -> String {
+        std::env::var("ZAQAR_TEST_REDIS_URL")
+            .expect("ZAQAR_TEST_REDIS_URL must name a test Redis (deploy/test.sh starts one)")
+    }
+
+    async fn redis_fixture() -> Fixture {
+        let backend = RedisBackend::connect(&test_url(), &RedisConfig::default())
+            .expect("connect to the test redis");
+        Fixture::new(Arc::new(backend))
+    }
+
+    crate::backend_conformance_suite!(redis_fixture);
+
+    /// The sweeper frees the memory of expired messages and claims.
+    #[tokio::test]
+    async fn sweep_frees_expired_data() {
+        let backend = RedisBackend::connect(&test_url(), &RedisConfig::default()).unwrap();
+        let scope = Scope::queue(format!("sweep-{}", uuid::Uuid::new_v4().simple()), "q").unwrap();
+        let batch = PostBatch {
+            client_id: "c".into(),
+            messages: vec![zaqar_proto::model::NewMessage {
+                body: "1".into(),
+                ttl: Some(1),
+                delay: None,
+            }],
+            request_size: 1,
+            limits: zaqar_proto::model::PostLimits {
+                default_message_ttl: 3600,
+                max_message_delay: 900,
+                max_messages_post_size: 1000,
+            },
+        };
+        backend.post_messages(&scope, batch).await.unwrap();
+        let spec = ClaimSpec {
+            ttl: 1,
+            grace: 0,
+            limit: 1,
+        };
+        backend.create_claim(&scope, spec).await.unwrap().unwrap();
+        let prefix = key_prefix(&scope);
+        let mut conn = backend.inner.conn();
+        let before: i64 = redis::cmd("HLEN")
+            .arg(format!("{prefix}:info"))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(before, 1);
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        backend.sweep_now().await.unwrap();
+        for suffix in ["info", "body", "msgs", "exp", "claims", "cexp", "claimed"] {
+            let exists: bool = redis::cmd("EXISTS")
+                .arg(format!("{prefix}:{suffix}"))
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            assert!(!exists, "{suffix} should be empty after the sweep");
+        }
+    }
+}

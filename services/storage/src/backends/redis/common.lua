@@ -1,0 +1,112 @@
+-- Shared prelude of every queue script (concatenated before each script body).
+--
+-- KEYS, all in one Redis Cluster hash slot (the `{...}` tag of the queue):
+--   1 q        HASH  queue record: meta, rev, seq, ct and the parsed settings
+--                    dttl, ddelay, mps, mcc, dlq (key prefix), dlqttl
+--   2 msgs     ZSET  message id -> position (every stored message)
+--   3 free     ZSET  message id -> position (messages not held by a claim record)
+--   4 exp      ZSET  message id -> expiry (ms)
+--   5 claimed  ZSET  message id -> claim expiry (ms)
+--   6 info     HASH  message id -> msgpack {pos, created, expires, ttl, visible,
+--                    client, claim, claim_expires, claim_count}  (times in ms)
+--   7 body     HASH  message id -> body JSON text
+--   8 claims   HASH  claim id -> msgpack {renewed, expires, ttl, grace, {ids}}
+--   9 cexp     ZSET  claim id -> expiry (ms)
+--  10 dead     HASH  message id -> msgpack record waiting to enter the DLQ
+--  11 subs     HASH  subscription id -> msgpack {subscriber, ttl, options,
+--                    confirmed, created, expires}
+--  12 subz     ZSET  subscription id (score 0, ordered by id)
+--  13 subu     HASH  subscriber URI -> subscription id
+local K_Q, K_MSGS, K_FREE, K_EXP, K_CLAIMED, K_INFO, K_BODY = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+local K_CLAIMS, K_CEXP, K_DEAD, K_SUBS, K_SUBZ, K_SUBU = KEYS[8], KEYS[9], KEYS[10], KEYS[11], KEYS[12], KEYS[13]
+
+-- Field positions of a message info record.
+local POS, CREATED, EXPIRES, TTL, VISIBLE, CLIENT, CLAIM, CLAIM_EXP, COUNT = 1, 2, 3, 4, 5, 6, 7, 8, 9
+
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+local function load_info(id)
+  local raw = redis.call('HGET', K_INFO, id)
+  if not raw then return nil end
+  return cmsgpack.unpack(raw)
+end
+
+local function save_info(id, m)
+  redis.call('HSET', K_INFO, id, cmsgpack.pack(m))
+end
+
+local function remove_message(id)
+  redis.call('ZREM', K_MSGS, id)
+  redis.call('ZREM', K_FREE, id)
+  redis.call('ZREM', K_EXP, id)
+  redis.call('ZREM', K_CLAIMED, id)
+  redis.call('HDEL', K_INFO, id)
+  redis.call('HDEL', K_BODY, id)
+end
+
+local function claim_active(m, now)
+  return m[CLAIM] ~= '' and m[CLAIM_EXP] > now
+end
+
+-- Drops a claim record, returning the messages it still holds to the free set.
+local function drop_claim(cid)
+  local raw = redis.call('HGET', K_CLAIMS, cid)
+  if raw then
+    local c = cmsgpack.unpack(raw)
+    for _, id in ipairs(c[5]) do
+      local m = load_info(id)
+      if m and m[CLAIM] == cid then
+        m[CLAIM] = ''
+        m[CLAIM_EXP] = 0
+        save_info(id, m)
+        redis.call('ZADD', K_FREE, m[POS], id)
+        redis.call('ZREM', K_CLAIMED, id)
+      end
+    end
+    redis.call('HDEL', K_CLAIMS, cid)
+  end
+  redis.call('ZREM', K_CEXP, cid)
+end
+
+-- Removes up to `budget` expired messages and reaps up to `budget` expired
+-- claims. Returns how many of each were handled.
+local function sweep(now, budget)
+  local ids = redis.call('ZRANGEBYSCORE', K_EXP, '-inf', now, 'LIMIT', 0, budget)
+  for _, id in ipairs(ids) do remove_message(id) end
+  local cids = redis.call('ZRANGEBYSCORE', K_CEXP, '-inf', now, 'LIMIT', 0, budget)
+  for _, cid in ipairs(cids) do drop_claim(cid) end
+  return #ids, #cids
+end
+
+-- Appends the client representation of a message to `out`:
+-- id, ttl, age (s), body, active claim id or '', claim count, created (s), position.
+local function push_message(out, id, m, body, now)
+  out[#out + 1] = id
+  out[#out + 1] = m[TTL]
+  out[#out + 1] = math.floor((now - m[CREATED]) / 1000)
+  out[#out + 1] = body or 'null'
+  if claim_active(m, now) then out[#out + 1] = m[CLAIM] else out[#out + 1] = '' end
+  out[#out + 1] = m[COUNT]
+  out[#out + 1] = math.floor(m[CREATED] / 1000)
+  out[#out + 1] = m[POS]
+end
+
+local function queue_exists()
+  return redis.call('EXISTS', K_Q) == 1
+end
+
+-- Creates the queue record if missing; returns true when it was created.
+local function ensure_queue(now, meta)
+  if queue_exists() then return false end
+  redis.call('HSET', K_Q, 'meta', meta or '{}', 'rev', 1, 'seq', 0, 'ct', now)
+  return true
+end
+
+local function num_setting(field)
+  local v = redis.call('HGET', K_Q, field)
+  if not v or v == '' then return nil end
+  return tonumber(v)
+end

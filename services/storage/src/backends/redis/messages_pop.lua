@@ -1,0 +1,21 @@
+-- ARGV: limit. Removes and returns up to `limit` of the oldest live, visible,
+-- unclaimed messages.
+local now = now_ms()
+if not queue_exists() then return {} end
+sweep(now, 20)
+reap_claims(now)
+local limit = tonumber(ARGV[1])
+local taken, taken_info = {}, {}
+walk_free(now, 1000 + limit, function(id, m)
+  taken[#taken + 1] = id
+  taken_info[#taken_info + 1] = m
+  return #taken < limit
+end)
+local out = {}
+if #taken == 0 then return out end
+local bodies = redis.call('HMGET', K_BODY, unpack(taken))
+for i, id in ipairs(taken) do
+  push_message(out, id, taken_info[i], bodies[i], now)
+  remove_message(id)
+end
+return out

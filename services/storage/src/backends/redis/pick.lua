@@ -1,0 +1,37 @@
+-- Prelude of the scripts that take messages (claim, pop): walks the free set.
+
+-- Calls visit(id, info) on each live, visible, unclaimed message in position
+-- order until visit returns false or `budget` entries were looked at.
+-- Expired entries met on the way are removed.
+local function walk_free(now, budget, visit)
+  local min, scanned = '-inf', 0
+  while scanned < budget do
+    local batch = redis.call('ZRANGEBYSCORE', K_FREE, min, '+inf', 'WITHSCORES', 'LIMIT', 0, 100)
+    if #batch == 0 then return end
+    local ids = {}
+    for i = 1, #batch, 2 do ids[#ids + 1] = batch[i] end
+    min = '(' .. batch[#batch]
+    local raws = redis.call('HMGET', K_INFO, unpack(ids))
+    for i, id in ipairs(ids) do
+      scanned = scanned + 1
+      local raw = raws[i]
+      if not raw then
+        redis.call('ZREM', K_FREE, id)
+      else
+        local m = cmsgpack.unpack(raw)
+        if m[EXPIRES] <= now then
+          remove_message(id)
+        elseif m[VISIBLE] <= now then
+          if not visit(id, m) then return end
+        end
+      end
+    end
+    if #ids < 100 then return end
+  end
+end
+
+-- Reaps every expired claim (bounded) so their messages are free again.
+local function reap_claims(now)
+  local cids = redis.call('ZRANGEBYSCORE', K_CEXP, '-inf', now, 'LIMIT', 0, 1000)
+  for _, cid in ipairs(cids) do drop_claim(cid) end
+end

@@ -1,0 +1,56 @@
+//! Configuration of the storage-node role.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::backends::RedisConfig;
+use crate::error::{Result, StorageError};
+
+/// Settings of `zaqar storage`.
+///
+/// Loaded from defaults, then an optional TOML file, then `ZAQAR_STORAGE__*`
+/// environment variables (`__` nests), then command-line flags; unknown keys
+/// are rejected.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageNodeConfig {
+    /// Address the gRPC server binds.
+    pub listen: SocketAddr,
+    /// URI of the pool this node fronts, e.g. `redis://127.0.0.1:6379/0`.
+    pub backend: String,
+    /// Redis backend settings.
+    pub redis: RedisConfig,
+    /// How long in-flight calls may take to finish after SIGTERM.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_grace: Duration,
+}
+
+impl Default for StorageNodeConfig {
+    fn default() -> Self {
+        StorageNodeConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 7070)),
+            backend: String::new(),
+            redis: RedisConfig::default(),
+            shutdown_grace: Duration::from_secs(5),
+        }
+    }
+}
+
+impl StorageNodeConfig {
+    /// Checks the settings that serde cannot.
+    pub fn validate(&self) -> Result<()> {
+        if self.backend.is_empty() {
+            return Err(StorageError::Invalid(
+                "no backend configured: pass --backend redis://HOST:PORT[/DB]".into(),
+            ));
+        }
+        if self.redis.sweep_interval.is_zero() {
+            return Err(StorageError::Invalid(
+                "redis.sweep_interval must be positive".into(),
+            ));
+        }
+        Ok(())
+    }
+}

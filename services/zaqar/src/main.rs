@@ -1,0 +1,85 @@
+//! `zaqar`: the one binary of the messaging service, a subcommand per role.
+//!
+//! The crates are libraries; this binary only parses flags, loads
+//! configuration, sets up logging and wires the roles together.
+
+mod settings;
+mod shutdown;
+mod storage;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// A Zaqar v2 compatible messaging service.
+#[derive(Debug, Parser)]
+#[command(name = "zaqar", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Runs a storage node: serves the storage protocol over gRPC in front of
+    /// one pool (a Redis server).
+    Storage {
+        /// Address to listen on (use port 0 to pick a free port; the bound
+        /// address is printed on stdout as `listening on ADDR`).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+        /// The pool's backend URI, e.g. `redis://127.0.0.1:6379/0`.
+        #[arg(long)]
+        backend: Option<String>,
+        /// A TOML configuration file (see `deploy/config/storage.toml`).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            tracing::error!(%error, "cannot start the async runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    let outcome = runtime.block_on(async move {
+        match cli.command {
+            Command::Storage {
+                listen,
+                backend,
+                config,
+            } => storage::run(config.as_deref(), listen, backend).await,
+        }
+    });
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!("{error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Logs to stderr; `RUST_LOG` filters (default `info`), `ZAQAR_LOG_FORMAT=json`
+/// switches to JSON lines.
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if std::env::var("ZAQAR_LOG_FORMAT").is_ok_and(|format| format == "json") {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}

@@ -1,0 +1,6 @@
+//! Integration tests: real `zaqar` processes and backends on loopback.
+
+// Test code: a failed step must fail the test loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod storage_node;
