@@ -4,7 +4,9 @@
 # Installs what is missing (Debian redis-server, protobuf-compiler and
 # libprotobuf-dev), starts a private Redis on a free loopback port with its own
 # temporary directory, runs `cargo fmt --check`, `cargo clippy -D warnings` and
-# every test, and stops everything it started, also on failure.
+# every Rust test, then drives a real storage node + API node with the real
+# python-zaqarclient (tests/python), and stops everything it started, also on
+# failure.
 #
 # Usage: deploy/test.sh [extra cargo-nextest arguments, e.g. a test filter]
 set -euo pipefail
@@ -99,5 +101,27 @@ log "test redis at $REDIS_URL"
 export ZAQAR_TEST_REDIS_URL="$REDIS_URL"
 export ZAQAR_BIN="$ROOT/target/debug/zaqar"
 
+# Starts `zaqar ROLE ARGS...` on a free port; sets STARTED_ADDR.
+start_zaqar() {
+    local role=$1
+    shift
+    local out="$WORK/$role.out"
+    "$ZAQAR_BIN" "$role" --listen 127.0.0.1:0 "$@" >"$out" 2>"$WORK/$role.log" &
+    PIDS+=("$!")
+    for _ in $(seq 200); do
+        STARTED_ADDR=$(sed -n 's/^listening on //p' "$out")
+        [ -n "$STARTED_ADDR" ] && return 0
+        sleep 0.05
+    done
+    log "zaqar $role did not start:"
+    cat "$WORK/$role.log" >&2
+    return 1
+}
+
 log "cargo nextest run"
 cargo nextest run --workspace --locked --no-fail-fast "$@"
+
+log "python-zaqarclient against zaqar api + zaqar storage"
+start_zaqar storage --backend "$REDIS_URL"
+start_zaqar api --storage "http://$STARTED_ADDR"
+tests/python/run.sh "http://$STARTED_ADDR"

@@ -22,6 +22,7 @@ fn find_protoc() -> Result<PathBuf, String> {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-env-changed=PROTOC");
+    println!("cargo:rerun-if-changed=proto");
     let protoc = find_protoc()?;
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
     let mut config = prost_build::Config::new();

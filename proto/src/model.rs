@@ -17,8 +17,8 @@ use crate::error::ProtocolError;
 use crate::pb;
 
 pub use crate::pb::{
-    Claim, HealthResponse as Health, Message, MessageSummary, NewMessage, PostLimits, QueueRecord,
-    QueueStatsResponse as QueueStats, Subscription,
+    Claim, HealthResponse as Health, ListQueuesResponse as QueueNames, Message, MessageSummary,
+    NewMessage, PostLimits, QueueRecord, QueueStatsResponse as QueueStats, Subscription,
 };
 
 /// Longest queue or topic name.
@@ -119,21 +119,36 @@ impl Scope {
     }
 }
 
+impl TryFrom<i32> for Namespace {
+    type Error = ProtocolError;
+
+    fn try_from(value: i32) -> Result<Self, Self::Error> {
+        match pb::Namespace::try_from(value) {
+            Ok(pb::Namespace::Queue) => Ok(Namespace::Queue),
+            Ok(pb::Namespace::Topic) => Ok(Namespace::Topic),
+            Err(_) => Err(ProtocolError::invalid(
+                "namespace",
+                format!("unknown value {value}"),
+            )),
+        }
+    }
+}
+
+impl From<Namespace> for i32 {
+    fn from(namespace: Namespace) -> Self {
+        match namespace {
+            Namespace::Queue => pb::Namespace::Queue as i32,
+            Namespace::Topic => pb::Namespace::Topic as i32,
+        }
+    }
+}
+
 impl TryFrom<Option<pb::Scope>> for Scope {
     type Error = ProtocolError;
 
     fn try_from(scope: Option<pb::Scope>) -> Result<Self, Self::Error> {
         let scope = scope.ok_or(ProtocolError::MissingField("scope"))?;
-        let namespace = match pb::Namespace::try_from(scope.namespace) {
-            Ok(pb::Namespace::Queue) => Namespace::Queue,
-            Ok(pb::Namespace::Topic) => Namespace::Topic,
-            Err(_) => {
-                return Err(ProtocolError::invalid(
-                    "scope.namespace",
-                    format!("unknown value {}", scope.namespace),
-                ));
-            }
-        };
+        let namespace = Namespace::try_from(scope.namespace)?;
         Scope::new(scope.project, namespace, scope.name)
     }
 }
@@ -142,10 +157,7 @@ impl From<&Scope> for pb::Scope {
     fn from(scope: &Scope) -> Self {
         pb::Scope {
             project: scope.project.clone(),
-            namespace: match scope.namespace {
-                Namespace::Queue => pb::Namespace::Queue as i32,
-                Namespace::Topic => pb::Namespace::Topic as i32,
-            },
+            namespace: scope.namespace.into(),
             name: scope.name.clone(),
         }
     }

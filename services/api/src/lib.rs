@@ -1,5 +1,65 @@
 //! The stateless HTTP tier speaking the Zaqar v2 API.
 //!
-//! It validates requests, looks up where a queue lives and forwards each call
-//! over gRPC to the storage node of that pool. The HTTP surface is built in
-//! its own milestone; this crate reserves its place in the workspace.
+//! It validates every request in Zaqar's order, asks the [`Placement`] for
+//! the backend of the queue and makes one storage call, then writes Zaqar's
+//! exact response. It holds no queue state: any replica serves any request.
+//!
+//! - [`routes`]: the route table and the handlers, a module per resource.
+//! - [`context`]: the header and path checks every v2 request passes.
+//! - [`query`], [`body`]: query-string and body parsing with Zaqar's rules.
+//! - [`metadata`]: reserved queue attributes and JSON-patch updates.
+//! - [`present`]: response shapes.
+//! - [`forward`]: the [`Placement`] seam to the storage nodes.
+//! - [`error`]: [`ApiError`], mapped once to Zaqar error responses.
+
+pub mod body;
+pub mod config;
+pub mod context;
+pub mod error;
+pub mod forward;
+pub mod metadata;
+pub mod present;
+pub mod query;
+pub mod routes;
+pub mod state;
+
+use std::future::Future;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+pub use config::ApiConfig;
+pub use error::{ApiError, ApiResult};
+pub use forward::{Placement, SingleNode};
+pub use routes::router;
+pub use state::AppState;
+
+/// Serves the API on `listener` until `shutdown` resolves, then lets
+/// in-flight requests finish for at most `grace`.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    grace: Duration,
+) -> std::io::Result<()> {
+    let app = router(state);
+    let stopping = tokio_util::sync::CancellationToken::new();
+    let signal = {
+        let stopping = stopping.clone();
+        async move {
+            shutdown.await;
+            stopping.cancel();
+        }
+    };
+    let server = axum::serve(listener, app).with_graceful_shutdown(signal);
+    tokio::select! {
+        served = server => served,
+        () = async {
+            stopping.cancelled().await;
+            tokio::time::sleep(grace).await;
+        } => {
+            tracing::warn!(?grace, "requests still running after the shutdown grace period");
+            Ok(())
+        }
+    }
+}

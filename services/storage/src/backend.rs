@@ -9,8 +9,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use zaqar_proto::model::{
-    Claim, ClaimRef, ClaimSpec, Health, ListQuery, Message, MessagePage, NewSubscription,
-    PostBatch, QueueRecord, QueueStats, Scope, Subscription, SubscriptionUpdate,
+    Claim, ClaimRef, ClaimSpec, Health, ListQuery, Message, MessagePage, Namespace,
+    NewSubscription, PostBatch, QueueNames, QueueRecord, QueueStats, Scope, Subscription,
+    SubscriptionUpdate,
 };
 
 use crate::error::Result;
@@ -40,6 +41,16 @@ pub trait Backend: Send + Sync + 'static {
         metadata: &str,
         expected_revision: Option<u64>,
     ) -> Result<u64>;
+
+    /// Lists up to `limit` queue names of a project and namespace, in byte
+    /// order after `marker`, with the project's total number of queues.
+    async fn list_queues(
+        &self,
+        project: &str,
+        namespace: Namespace,
+        marker: Option<&str>,
+        limit: u32,
+    ) -> Result<QueueNames>;
 
     /// Deletes a queue with its messages and claims; subscriptions are kept.
     async fn delete_queue(&self, scope: &Scope) -> Result<()>;

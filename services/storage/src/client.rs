@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use zaqar_proto::model::{
-    Claim, ClaimRef, ClaimSpec, Health, ListQuery, Message, MessagePage, NewSubscription,
-    PostBatch, QueueRecord, QueueStats, Scope, Subscription, SubscriptionUpdate,
+    Claim, ClaimRef, ClaimSpec, Health, ListQuery, Message, MessagePage, Namespace,
+    NewSubscription, PostBatch, QueueNames, QueueRecord, QueueStats, Scope, Subscription,
+    SubscriptionUpdate,
 };
 use zaqar_proto::pb::storage_client::StorageClient;
 use zaqar_proto::pb::{self};
@@ -108,6 +109,25 @@ impl Backend for GrpcBackend {
             })
             .await?;
         Ok(reply.into_inner().revision)
+    }
+
+    async fn list_queues(
+        &self,
+        project: &str,
+        namespace: Namespace,
+        marker: Option<&str>,
+        limit: u32,
+    ) -> Result<QueueNames> {
+        let reply = self
+            .client()
+            .list_queues(pb::ListQueuesRequest {
+                project: project.to_string(),
+                namespace: namespace.into(),
+                marker: marker.map(str::to_string),
+                limit,
+            })
+            .await?;
+        Ok(reply.into_inner())
     }
 
     async fn delete_queue(&self, scope: &Scope) -> Result<()> {

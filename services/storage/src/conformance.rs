@@ -52,6 +52,7 @@ macro_rules! backend_conformance_suite {
             queue_get_and_batch_get,
             queue_update_needs_the_queue_and_honours_revisions,
             queue_delete_removes_messages_and_is_idempotent,
+            queue_listing_pages_by_name_per_project,
             queue_names_are_scoped_by_project_and_namespace,
             stats_of_missing_queue_are_zero,
             stats_count_claimed_free_and_total,
@@ -303,6 +304,95 @@ pub async fn queue_delete_removes_messages_and_is_idempotent(backend: BackendRef
     let again = post_n(&backend, &scope, CLIENT_A, 1).await;
     assert_eq!(list(&backend, &scope, &query(10)).await.len(), 1);
     assert_ne!(again[0], ids[0]);
+}
+
+/// Listing returns a project's names in byte order, pages by marker, counts
+/// the project's queues and never shows other projects or namespaces.
+pub async fn queue_listing_pages_by_name_per_project(backend: BackendRef) {
+    let project = fresh_project();
+    let empty = backend
+        .list_queues(&project, Namespace::Queue, None, 10)
+        .await
+        .unwrap();
+    assert!(empty.names.is_empty());
+    assert_eq!(empty.total, 0);
+    let names = [
+        "beta", "Alpha", "alpha", "gamma.1", "gamma-2", "delta_3", "zulu",
+    ];
+    for name in names {
+        backend
+            .create_queue(&Scope::queue(project.clone(), name).unwrap(), "{}")
+            .await
+            .unwrap();
+    }
+    // Auto-created queues are listed too.
+    post_n(
+        &backend,
+        &Scope::queue(project.clone(), "epsilon").unwrap(),
+        CLIENT_A,
+        1,
+    )
+    .await;
+    // Neighbours that must never show.
+    let neighbour = format!("{project}0");
+    backend
+        .create_queue(&Scope::queue(neighbour, "aaa").unwrap(), "{}")
+        .await
+        .unwrap();
+    backend
+        .create_queue(
+            &Scope::new(project.clone(), Namespace::Topic, "topic").unwrap(),
+            "{}",
+        )
+        .await
+        .unwrap();
+    let mut expected: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+    expected.push("epsilon".into());
+    expected.sort();
+    let mut seen = Vec::new();
+    let mut marker: Option<String> = None;
+    loop {
+        let page = backend
+            .list_queues(&project, Namespace::Queue, marker.as_deref(), 3)
+            .await
+            .unwrap();
+        assert_eq!(page.total, 8);
+        if page.names.is_empty() {
+            break;
+        }
+        assert!(page.names.len() <= 3);
+        marker = page.names.last().cloned();
+        seen.extend(page.names);
+    }
+    assert_eq!(seen, expected);
+    let after = backend
+        .list_queues(&project, Namespace::Queue, Some("zzz"), 10)
+        .await
+        .unwrap();
+    assert!(after.names.is_empty());
+    let between = backend
+        .list_queues(&project, Namespace::Queue, Some("b"), 2)
+        .await
+        .unwrap();
+    assert_eq!(
+        between.names,
+        vec!["beta".to_string(), "delta_3".to_string()]
+    );
+    backend
+        .delete_queue(&Scope::queue(project.clone(), "beta").unwrap())
+        .await
+        .unwrap();
+    let after_delete = backend
+        .list_queues(&project, Namespace::Queue, None, 20)
+        .await
+        .unwrap();
+    assert_eq!(after_delete.total, 7);
+    assert!(!after_delete.names.contains(&"beta".to_string()));
+    let topics = backend
+        .list_queues(&project, Namespace::Topic, None, 20)
+        .await
+        .unwrap();
+    assert_eq!(topics.names, vec!["topic".to_string()]);
 }
 
 /// The same name in another project or namespace is another queue.

@@ -6,7 +6,8 @@
 
 use zaqar_proto::ProtocolError;
 use zaqar_proto::model::{
-    ClaimRef, ClaimSpec, ListQuery, NewSubscription, PostBatch, Scope, SubscriptionUpdate,
+    ClaimRef, ClaimSpec, ListQuery, Namespace, NewSubscription, PostBatch, Scope,
+    SubscriptionUpdate,
 };
 use zaqar_proto::pb::storage_server::Storage;
 use zaqar_proto::pb::{self};
@@ -114,6 +115,26 @@ impl Storage for StorageService {
                 .update_queue_metadata(&scope, &request.metadata, request.expected_revision)
                 .await?;
             Ok(pb::UpdateQueueMetadataResponse { revision })
+        })
+        .await
+    }
+
+    async fn list_queues(
+        &self,
+        request: Request<pb::ListQueuesRequest>,
+    ) -> Result<Response<pb::ListQueuesResponse>, Status> {
+        let request = request.into_inner();
+        let namespace = Namespace::try_from(request.namespace)?;
+        let count = limit(request.limit, "limit")?;
+        self.spawn(move |backend| async move {
+            backend
+                .list_queues(
+                    &request.project,
+                    namespace,
+                    request.marker.as_deref(),
+                    count,
+                )
+                .await
         })
         .await
     }

@@ -3,8 +3,10 @@
 //! The crates are libraries; this binary only parses flags, loads
 //! configuration, sets up logging and wires the roles together.
 
+mod api;
 mod settings;
 mod shutdown;
+mod standalone;
 mod storage;
 
 use std::path::PathBuf;
@@ -22,6 +24,33 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Runs the whole service in one process: the HTTP API and a storage
+    /// node on the given backend, without a gRPC hop between them.
+    Standalone {
+        /// Address of the HTTP API (port 0 picks a free port; the bound
+        /// address is printed on stdout as `listening on ADDR`).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+        /// The backend URI, e.g. `redis://127.0.0.1:6379/0`.
+        #[arg(long)]
+        backend: Option<String>,
+        /// A TOML configuration file (see `deploy/config/standalone.toml`).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Runs an HTTP API node that forwards every call to a storage node.
+    Api {
+        /// Address of the HTTP API (port 0 picks a free port; the bound
+        /// address is printed on stdout as `listening on ADDR`).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+        /// gRPC URL of the storage node, e.g. `http://127.0.0.1:7070`.
+        #[arg(long)]
+        storage: Option<String>,
+        /// A TOML configuration file (see `deploy/config/api.toml`).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// Runs a storage node: serves the storage protocol over gRPC in front of
     /// one pool (a Redis server).
     Storage {
@@ -53,6 +82,16 @@ fn main() -> ExitCode {
     };
     let outcome = runtime.block_on(async move {
         match cli.command {
+            Command::Standalone {
+                listen,
+                backend,
+                config,
+            } => standalone::run(config.as_deref(), listen, backend).await,
+            Command::Api {
+                listen,
+                storage,
+                config,
+            } => api::run(config.as_deref(), listen, storage).await,
             Command::Storage {
                 listen,
                 backend,

@@ -29,3 +29,33 @@ pub fn load<T: DeserializeOwned>(
         .extract()
         .with_context(|| format!("invalid {role} configuration"))
 }
+
+/// Prints the bound address on stdout, the line scripts and tests wait for.
+pub fn announce(address: std::net::SocketAddr) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "listening on {address}")?;
+    stdout.flush()?;
+    Ok(())
+}
+
+/// Hides a password in a backend URI before it is logged.
+pub fn redact(uri: &str) -> String {
+    match (uri.find("://"), uri.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            format!("{}://***@{}", &uri[..scheme_end], &uri[at + 1..])
+        }
+        _ => uri.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_not_logged() {
+        assert_eq!(redact("redis://:secret@host:1/0"), "redis://***@host:1/0");
+        assert_eq!(redact("redis://host:1"), "redis://host:1");
+    }
+}

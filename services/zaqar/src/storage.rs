@@ -1,6 +1,5 @@
 //! `zaqar storage`: a storage node in front of one pool.
 
-use std::io::Write;
 use std::net::SocketAddr;
 use std::path::Path;
 
@@ -9,6 +8,7 @@ use serde::Serialize;
 use tokio::net::TcpListener;
 use zaqar_storage::config::StorageNodeConfig;
 
+use crate::settings::{announce, redact};
 use crate::{settings, shutdown};
 
 /// The command-line flags that override the configuration.
@@ -39,35 +39,6 @@ pub async fn run(
         .await?;
     tracing::info!("storage node stopped");
     Ok(())
-}
-
-/// Prints the bound address on stdout, the line scripts and tests wait for.
-fn announce(address: SocketAddr) -> anyhow::Result<()> {
-    let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, "listening on {address}")?;
-    stdout.flush()?;
-    Ok(())
-}
-
-/// Hides a password in a backend URI before it is logged.
-fn redact(uri: &str) -> String {
-    match (uri.find("://"), uri.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            format!("{}://***@{}", &uri[..scheme_end], &uri[at + 1..])
-        }
-        _ => uri.to_string(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn passwords_are_not_logged() {
-        assert_eq!(redact("redis://:secret@host:1/0"), "redis://***@host:1/0");
-        assert_eq!(redact("redis://host:1"), "redis://host:1");
-    }
 }
 
 #[cfg(test)]

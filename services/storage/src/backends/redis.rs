@@ -22,9 +22,9 @@ use redis::{Script, ScriptInvocation, Value};
 use serde::Deserialize;
 use tokio_util::sync::{CancellationToken, DropGuard};
 use zaqar_proto::model::{
-    Claim, ClaimRef, ClaimSpec, Health, ListQuery, Message, MessagePage, MessageSummary,
-    NewSubscription, PostBatch, QueueRecord, QueueSettings, QueueStats, Scope, Subscription,
-    SubscriptionUpdate, new_id,
+    Claim, ClaimRef, ClaimSpec, Health, ListQuery, Message, MessagePage, MessageSummary, Namespace,
+    NewSubscription, PostBatch, QueueNames, QueueRecord, QueueSettings, QueueStats, Scope,
+    Subscription, SubscriptionUpdate, new_id,
 };
 
 use crate::backend::Backend;
@@ -72,21 +72,44 @@ const SUBSCRIPTION_FIELDS: usize = 6;
 /// The project is escaped so that it cannot end the hash tag early; names
 /// cannot contain `:`, so the prefix is unique per scope.
 pub fn key_prefix(scope: &Scope) -> String {
-    let mut project = String::with_capacity(scope.project().len());
-    for ch in scope.project().chars() {
-        match ch {
-            '%' => project.push_str("%25"),
-            '{' => project.push_str("%7B"),
-            '}' => project.push_str("%7D"),
-            other => project.push(other),
-        }
-    }
     format!(
         "{KEY_ROOT}{{{}:{}:{}}}",
         scope.namespace().tag(),
-        project,
+        escape_project(scope.project()),
         scope.name()
     )
+}
+
+/// Returns the key of a project's queue index: a sorted set of names.
+pub fn index_key(project: &str, namespace: Namespace) -> String {
+    format!(
+        "{KEY_ROOT}idx:{{{}:{}}}",
+        namespace.tag(),
+        escape_project(project)
+    )
+}
+
+/// Returns the index key and queue name of a queue key prefix.
+fn index_of_prefix(prefix: &str) -> Option<(String, &str)> {
+    let inner = prefix
+        .strip_prefix(KEY_ROOT)?
+        .strip_prefix('{')?
+        .strip_suffix('}')?;
+    let (owner, name) = inner.rsplit_once(':')?;
+    Some((format!("{KEY_ROOT}idx:{{{owner}}}"), name))
+}
+
+fn escape_project(project: &str) -> String {
+    let mut escaped = String::with_capacity(project.len());
+    for ch in project.chars() {
+        match ch {
+            '%' => escaped.push_str("%25"),
+            '{' => escaped.push_str("%7B"),
+            '}' => escaped.push_str("%7D"),
+            other => escaped.push(other),
+        }
+    }
+    escaped
 }
 
 fn keys_of(prefix: &str) -> impl Iterator<Item = String> + '_ {
@@ -228,6 +251,20 @@ impl Inner {
         Ok(invocation.invoke_async(&mut conn).await?)
     }
 
+    /// Records a queue in its project's index (after the queue was created).
+    async fn index_add(&self, prefix: &str) -> Result<()> {
+        if let Some((index, name)) = index_of_prefix(prefix) {
+            let mut conn = self.conn();
+            let _: i64 = redis::cmd("ZADD")
+                .arg(index)
+                .arg(0)
+                .arg(name)
+                .query_async(&mut conn)
+                .await?;
+        }
+        Ok(())
+    }
+
     /// Files the messages waiting in a queue's dead-letter outbox into their
     /// dead-letter queues, then removes them from the outbox.
     async fn drain_dead_letters(&self, prefix: &str) -> Result<()> {
@@ -252,7 +289,11 @@ impl Inner {
                 .arg(ttl)
                 .arg(expires)
                 .arg(count);
-            self.run(&insert).await?;
+            let mut filed = Reply::new(self.run(&insert).await?)?;
+            let _filed = filed.int()?;
+            if filed.int()? == 1 {
+                self.index_add(&target).await?;
+            }
             let mut conn = self.conn();
             let _: i64 = redis::cmd("HDEL")
                 .arg(format!("{prefix}:dead"))
@@ -283,6 +324,14 @@ impl Inner {
                 .collect();
             prefixes.sort_unstable();
             prefixes.dedup();
+            // Heal the project indexes: every queue found is (re)indexed.
+            let mut heal = redis::pipe();
+            for key in &keys {
+                if let Some((index, name)) = key.strip_suffix(":q").and_then(index_of_prefix) {
+                    heal.cmd("ZADD").arg(index).arg(0).arg(name).ignore();
+                }
+            }
+            let _: () = heal.query_async(&mut conn).await?;
             for prefix in prefixes {
                 let mut sweep = self.invocation(&self.scripts.queue_sweep, prefix);
                 sweep.arg(1000);
@@ -479,7 +528,11 @@ impl Backend for RedisBackend {
         for setting in settings {
             invocation.arg(setting);
         }
-        Ok(matches!(inner.run(&invocation).await?, Value::Int(1)))
+        let created = matches!(inner.run(&invocation).await?, Value::Int(1));
+        if created {
+            inner.index_add(&key_prefix(scope)).await?;
+        }
+        Ok(created)
     }
 
     async fn get_queue(&self, scope: &Scope) -> Result<Option<QueueRecord>> {
@@ -539,7 +592,71 @@ impl Backend for RedisBackend {
         let inner = &self.inner;
         let invocation = inner.invocation(&inner.scripts.queue_delete, &key_prefix(scope));
         inner.run(&invocation).await?;
+        let mut conn = inner.conn();
+        let _: i64 = redis::cmd("ZREM")
+            .arg(index_key(scope.project(), scope.namespace()))
+            .arg(scope.name())
+            .query_async(&mut conn)
+            .await?;
         Ok(())
+    }
+
+    async fn list_queues(
+        &self,
+        project: &str,
+        namespace: Namespace,
+        marker: Option<&str>,
+        limit: u32,
+    ) -> Result<QueueNames> {
+        let index = index_key(project, namespace);
+        let mut conn = self.inner.conn();
+        let mut names = Vec::new();
+        let mut after = marker.map(str::to_string);
+        let wanted = limit.max(1) as usize;
+        while names.len() < wanted {
+            let start = after
+                .as_deref()
+                .map(|name| format!("({name}"))
+                .unwrap_or_else(|| "-".into());
+            let page: Vec<String> = redis::cmd("ZRANGEBYLEX")
+                .arg(&index)
+                .arg(start)
+                .arg("+")
+                .arg("LIMIT")
+                .arg(0)
+                .arg(wanted - names.len())
+                .query_async(&mut conn)
+                .await?;
+            if page.is_empty() {
+                break;
+            }
+            // The index may name a queue deleted concurrently: check and heal.
+            let mut exists = redis::pipe();
+            for name in &page {
+                let scope = Scope::new(project, namespace, name.as_str())?;
+                exists
+                    .cmd("EXISTS")
+                    .arg(format!("{}:q", key_prefix(&scope)));
+            }
+            let present: Vec<bool> = exists.query_async(&mut conn).await?;
+            after = page.last().cloned();
+            for (name, present) in page.into_iter().zip(present) {
+                if present {
+                    names.push(name);
+                } else {
+                    let _: i64 = redis::cmd("ZREM")
+                        .arg(&index)
+                        .arg(&name)
+                        .query_async(&mut conn)
+                        .await?;
+                }
+            }
+        }
+        let total: u64 = redis::cmd("ZCARD")
+            .arg(&index)
+            .query_async(&mut conn)
+            .await?;
+        Ok(QueueNames { names, total })
     }
 
     async fn queue_exists(&self, scope: &Scope) -> Result<bool> {
@@ -624,8 +741,14 @@ impl Backend for RedisBackend {
             ids.push(id);
         }
         let mut reply = Reply::new(inner.run(&invocation).await?)?;
-        match reply.string()?.as_str() {
-            "ok" => Ok(ids),
+        let status = reply.string()?;
+        match status.as_str() {
+            "ok" => {
+                if reply.int()? == 1 {
+                    inner.index_add(&key_prefix(scope)).await?;
+                }
+                Ok(ids)
+            }
             "too_large" => {
                 let effective = reply.int()?;
                 let global = reply.int()?;

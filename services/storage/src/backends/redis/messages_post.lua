@@ -1,9 +1,10 @@
 -- ARGV: client, request size, default ttl, max delay, global max post size,
 -- then per message: id, body, ttl ('' = default), delay ('' = default).
 -- Creates the queue if missing (also when the post is then rejected).
--- Returns {'ok'} | {'too_large', effective, global, queue} | {'bad_delay'}.
+-- Returns {'ok', created (0/1)} | {'too_large', effective, global, queue} | {'bad_delay'}.
 local now = now_ms()
-ensure_queue(now, nil)
+local created = 0
+if ensure_queue(now, nil) then created = 1 end
 sweep(now, 20)
 local client, size = ARGV[1], tonumber(ARGV[2])
 local default_ttl, max_delay, global_max = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
@@ -39,4 +40,4 @@ for i = 1, n do
   redis.call('ZADD', K_FREE, pos, id)
   redis.call('ZADD', K_EXP, expires, id)
 end
-return {'ok'}
+return {'ok', created}

@@ -1,0 +1,224 @@
+//! Request bodies: reading with a size limit, and JSON with Zaqar's rules
+//! (contract §1.5): an object or array at top level, integers within 64 bits.
+
+use axum::body::Body;
+use axum::http::{HeaderMap, header};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Limited};
+use serde_json::Value;
+
+use crate::error::{ApiError, ApiResult};
+
+/// A request body as sent.
+#[derive(Debug)]
+pub enum RawBody {
+    /// No `Content-Length` and no bytes: the client sent no body.
+    Absent,
+    /// The bytes sent (possibly empty with `Content-Length: 0`).
+    Present(Bytes),
+}
+
+impl RawBody {
+    /// The bytes, or `None` when absent or empty.
+    pub fn non_empty(&self) -> Option<&Bytes> {
+        match self {
+            RawBody::Present(bytes) if !bytes.is_empty() => Some(bytes),
+            _ => None,
+        }
+    }
+
+    /// The size in bytes.
+    pub fn len(&self) -> usize {
+        match self {
+            RawBody::Absent => 0,
+            RawBody::Present(bytes) => bytes.len(),
+        }
+    }
+
+    /// Whether no bytes were sent.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The bytes of a required body: absent is `Request body can not be empty`.
+    pub fn required(&self) -> ApiResult<&Bytes> {
+        match self {
+            RawBody::Absent => Err(ApiError::bad_body("Request body can not be empty")),
+            RawBody::Present(bytes) => Ok(bytes),
+        }
+    }
+}
+
+/// The declared `Content-Length`, if any.
+pub fn content_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.trim().parse().ok())
+}
+
+/// Reads a body of at most `limit` bytes; a larger one (by its declared
+/// length, or as streamed) is answered with `too_large()`.
+pub async fn read(
+    body: Body,
+    headers: &HeaderMap,
+    limit: u64,
+    too_large: impl FnOnce() -> ApiError,
+) -> ApiResult<RawBody> {
+    let declared = content_length(headers);
+    if declared.is_some_and(|length| length > limit) {
+        return Err(too_large());
+    }
+    let cap = usize::try_from(limit).unwrap_or(usize::MAX);
+    match Limited::new(body, cap).collect().await {
+        Ok(collected) => {
+            let bytes = collected.to_bytes();
+            if declared.is_none() && bytes.is_empty() {
+                Ok(RawBody::Absent)
+            } else {
+                Ok(RawBody::Present(bytes))
+            }
+        }
+        Err(error) => {
+            if error.is::<http_body_util::LengthLimitError>() {
+                Err(too_large())
+            } else {
+                Err(ApiError::bad_body("Request body could not be read."))
+            }
+        }
+    }
+}
+
+/// `Request body could not be parsed.`
+pub fn unparsable() -> ApiError {
+    ApiError::bad_body("Request body could not be parsed.")
+}
+
+/// `Document type not supported.`
+pub fn unsupported_document() -> ApiError {
+    ApiError::bad_body("Document type not supported.")
+}
+
+/// Parses a JSON document whose top level must be an object or an array.
+pub fn parse_json(bytes: &[u8]) -> ApiResult<Value> {
+    let text = std::str::from_utf8(bytes).map_err(|_| unparsable())?;
+    check_top_level(text)?;
+    check_integers(text)?;
+    serde_json::from_str(text).map_err(|_| unparsable())
+}
+
+/// Fails unless the first significant character opens an object or array.
+pub fn check_top_level(text: &str) -> ApiResult<()> {
+    match text.trim_start().as_bytes().first() {
+        Some(b'{') | Some(b'[') => Ok(()),
+        _ => Err(unparsable()),
+    }
+}
+
+/// Fails with `JSON contains integer that is too large.` when an integer
+/// literal outside strings does not fit in 64 signed bits.
+pub fn check_integers(text: &str) -> ApiResult<()> {
+    // Fast path: no run of 19 digits means every integer fits.
+    let mut run = 0usize;
+    let mut long_run = false;
+    for byte in text.bytes() {
+        if byte.is_ascii_digit() {
+            run += 1;
+            if run >= 19 {
+                long_run = true;
+                break;
+            }
+        } else {
+            run = 0;
+        }
+    }
+    if !long_run {
+        return Ok(());
+    }
+    let bytes = text.as_bytes();
+    let mut index = 0;
+    while index < bytes.len() {
+        match bytes[index] {
+            b'"' => {
+                index += 1;
+                while index < bytes.len() && bytes[index] != b'"' {
+                    if bytes[index] == b'\\' {
+                        index += 1;
+                    }
+                    index += 1;
+                }
+                index += 1;
+            }
+            b'-' | b'0'..=b'9' => {
+                let start = index;
+                index += 1;
+                while index < bytes.len()
+                    && matches!(bytes[index], b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-')
+                {
+                    index += 1;
+                }
+                let literal = &text[start..index];
+                let integral = !literal.contains(['.', 'e', 'E']);
+                if integral && literal.parse::<i64>().is_err() {
+                    return Err(ApiError::bad_body(
+                        "JSON contains integer that is too large.",
+                    ));
+                }
+            }
+            _ => index += 1,
+        }
+    }
+    Ok(())
+}
+
+/// Reads a JSON integer the way Zaqar does: integers, and booleans as 0/1.
+pub fn json_int(value: &Value) -> Option<i64> {
+    match value {
+        Value::Number(number) => number.as_i64(),
+        Value::Bool(flag) => Some(i64::from(*flag)),
+        _ => None,
+    }
+}
+
+/// `The value of the "<field>" field must be a <type>.`, with the Python
+/// type name (`int`, `str`, `dict`, `list`).
+pub fn wrong_type(field: &str, python_type: &str) -> ApiError {
+    ApiError::bad_body(format!(
+        "The value of the \"{field}\" field must be a {python_type}."
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn top_level_must_be_object_or_array() {
+        assert!(parse_json(b"{}").is_ok());
+        assert!(parse_json(b" [1]").is_ok());
+        for bad in [
+            &b"123"[..],
+            b"\"x\"",
+            b"null",
+            b"[",
+            b".",
+            b"",
+            b"  ",
+            b"\xff",
+        ] {
+            assert!(parse_json(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn oversized_integers_are_refused() {
+        assert!(parse_json(b"{\"a\": 9223372036854775807}").is_ok());
+        assert!(parse_json(b"{\"a\": -9223372036854775808}").is_ok());
+        let error = parse_json(b"{\"a\": 9223372036854775808}").unwrap_err();
+        assert!(error.to_string().contains("too large"));
+        assert!(parse_json(b"{\"a\": -99999999999999999999}").is_err());
+        assert!(parse_json(b"{\"a\": \"99999999999999999999\"}").is_ok());
+        assert!(parse_json(b"{\"a\": 1.99999999999999999999}").is_ok());
+        assert!(parse_json(b"{\"a\": 1e99999999999999999999}").is_err());
+    }
+}

@@ -1,0 +1,25 @@
+//! The state every handler shares: configuration and placement.
+
+use std::sync::Arc;
+
+use crate::config::ApiConfig;
+use crate::forward::Placement;
+
+/// Cheap to clone: a bundle of `Arc`s.
+#[derive(Clone)]
+pub struct AppState {
+    /// The API configuration.
+    pub config: Arc<ApiConfig>,
+    /// Where queue calls go.
+    pub placement: Arc<dyn Placement>,
+}
+
+impl AppState {
+    /// Bundles a configuration and a placement.
+    pub fn new(config: ApiConfig, placement: Arc<dyn Placement>) -> AppState {
+        AppState {
+            config: Arc::new(config),
+            placement,
+        }
+    }
+}

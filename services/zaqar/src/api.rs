@@ -1,0 +1,72 @@
+//! `zaqar api`: an HTTP API node forwarding to a storage node over gRPC.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use serde::Serialize;
+use tokio::net::TcpListener;
+use zaqar_api::{ApiConfig, AppState, SingleNode};
+use zaqar_storage::GrpcBackend;
+
+use crate::settings::announce;
+use crate::{settings, shutdown};
+
+/// The command-line flags that override the configuration.
+#[derive(Serialize)]
+struct Flags {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    listen: Option<SocketAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    storage: Option<String>,
+}
+
+/// Loads the configuration and serves the API until SIGTERM.
+pub async fn run(
+    file: Option<&Path>,
+    listen: Option<SocketAddr>,
+    storage: Option<String>,
+) -> anyhow::Result<()> {
+    let config: ApiConfig = settings::load("api", file, Flags { listen, storage })?;
+    config.validate().map_err(anyhow::Error::msg)?;
+    if config.storage.is_empty() {
+        anyhow::bail!("no storage node configured: pass --storage http://HOST:PORT");
+    }
+    let backend = GrpcBackend::connect_lazy(&config.storage)?;
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let address = listener.local_addr()?;
+    announce(address)?;
+    tracing::info!(%address, storage = %config.storage, "api node serving");
+    let grace = config.shutdown_grace;
+    let state = AppState::new(config, Arc::new(SingleNode::new(Arc::new(backend))));
+    zaqar_api::serve(listener, state, shutdown::signal(), grace).await?;
+    tracing::info!("api node stopped");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+
+    #[test]
+    fn the_example_config_parses_and_validates() {
+        let file = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../deploy/config/api.toml");
+        let config: ApiConfig = settings::load(
+            "api",
+            Some(&file),
+            Flags {
+                listen: None,
+                storage: None,
+            },
+        )
+        .unwrap();
+        config.validate().unwrap();
+        assert_eq!(config.storage, "http://127.0.0.1:7070");
+        assert_eq!(config.limits.max_messages_per_page, 20);
+    }
+}

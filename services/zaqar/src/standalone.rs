@@ -1,0 +1,89 @@
+//! `zaqar standalone`: the HTTP API and a storage node in one process, the
+//! API calling the backend directly (no gRPC hop).
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
+use zaqar_api::{ApiConfig, AppState, SingleNode};
+use zaqar_storage::backends::RedisConfig;
+
+use crate::settings::{announce, redact};
+use crate::{settings, shutdown};
+
+/// Settings of `zaqar standalone`.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct StandaloneConfig {
+    /// Address of the HTTP API (overrides `api.listen`).
+    pub listen: Option<SocketAddr>,
+    /// The backend URI.
+    pub backend: String,
+    /// Redis backend settings.
+    pub redis: RedisConfig,
+    /// API settings (`storage` is unused here).
+    pub api: ApiConfig,
+}
+
+/// The command-line flags that override the configuration.
+#[derive(Serialize)]
+struct Flags {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    listen: Option<SocketAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    backend: Option<String>,
+}
+
+/// Opens the backend and serves the API on it until SIGTERM.
+pub async fn run(
+    file: Option<&Path>,
+    listen: Option<SocketAddr>,
+    backend: Option<String>,
+) -> anyhow::Result<()> {
+    let config: StandaloneConfig = settings::load("standalone", file, Flags { listen, backend })?;
+    config.api.validate().map_err(anyhow::Error::msg)?;
+    if config.backend.is_empty() {
+        anyhow::bail!("no backend configured: pass --backend redis://HOST:PORT[/DB]");
+    }
+    let backend = zaqar_storage::backends::open(&config.backend, &config.redis)?;
+    let address = config.listen.unwrap_or(config.api.listen);
+    let listener = TcpListener::bind(address)
+        .await
+        .with_context(|| format!("cannot listen on {address}"))?;
+    let bound = listener.local_addr()?;
+    announce(bound)?;
+    tracing::info!(address = %bound, backend = %redact(&config.backend), "standalone serving");
+    let grace = config.api.shutdown_grace;
+    let state = AppState::new(config.api, Arc::new(SingleNode::new(backend)));
+    zaqar_api::serve(listener, state, shutdown::signal(), grace).await?;
+    tracing::info!("standalone stopped");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+
+    #[test]
+    fn the_example_config_parses() {
+        let file =
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../deploy/config/standalone.toml");
+        let config: StandaloneConfig = settings::load(
+            "standalone",
+            Some(&file),
+            Flags {
+                listen: None,
+                backend: None,
+            },
+        )
+        .unwrap();
+        config.api.validate().unwrap();
+        assert_eq!(config.backend, "redis://127.0.0.1:6379/0");
+        assert_eq!(config.api.limits.max_claim_ttl, 43_200);
+    }
+}
