@@ -3,4 +3,8 @@
 // Test code: a failed step must fail the test loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod api_claims;
+mod api_conventions;
+mod api_messages;
+mod api_queues;
 mod storage_node;

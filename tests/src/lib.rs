@@ -5,6 +5,9 @@
 //! - [`StorageNode`]: a `zaqar storage` process on a free port.
 //! - [`RedisServer`]: a private `redis-server` on a free port, for tests that
 //!   stop or restart their backend.
+//! - [`ApiNode`]: a `zaqar api` (or `zaqar standalone`) process.
+//! - [`Cluster`]: a storage node and an API node on the shared test Redis.
+//! - [`Http`]: an HTTP client that sends a project and Client-ID by default.
 //! - [`test_redis_url`]: the shared test Redis that `deploy/test.sh` starts.
 //!
 //! Children bind port 0 and report their address; readiness is polled with a
@@ -165,9 +168,14 @@ pub struct StorageNode {
 impl StorageNode {
     /// Starts a node in front of `backend` on a free loopback port.
     pub fn start(backend: &str) -> anyhow::Result<StorageNode> {
+        Self::start_on(backend, "127.0.0.1:0")
+    }
+
+    /// Starts a node in front of `backend` on `address`.
+    pub fn start_on(backend: &str, address: &str) -> anyhow::Result<StorageNode> {
         let mut command = Command::new(zaqar_bin());
         command
-            .args(["storage", "--listen", "127.0.0.1:0", "--backend", backend])
+            .args(["storage", "--listen", address, "--backend", backend])
             .env("RUST_LOG", "info")
             .env("ZAQAR_STORAGE__SHUTDOWN_GRACE", "500ms")
             .stdout(Stdio::piped());
@@ -179,6 +187,273 @@ impl StorageNode {
     /// The node's gRPC URL.
     pub fn url(&self) -> String {
         format!("http://{}", self.address)
+    }
+}
+
+/// A `zaqar api` or `zaqar standalone` process serving HTTP.
+pub struct ApiNode {
+    /// The process.
+    pub guard: ChildGuard,
+    /// `host:port` it listens on.
+    pub address: String,
+}
+
+impl ApiNode {
+    /// Starts `zaqar api --storage URL` with extra `ZAQAR_API__*` settings.
+    pub fn start(storage_url: &str, env: &[(&str, &str)]) -> anyhow::Result<ApiNode> {
+        Self::start_role("api", &["--storage", storage_url], env)
+    }
+
+    /// Starts `zaqar standalone --backend URI`.
+    pub fn standalone(backend: &str, env: &[(&str, &str)]) -> anyhow::Result<ApiNode> {
+        Self::start_role("standalone", &["--backend", backend], env)
+    }
+
+    fn start_role(role: &str, args: &[&str], env: &[(&str, &str)]) -> anyhow::Result<ApiNode> {
+        let mut command = Command::new(zaqar_bin());
+        command
+            .args([role, "--listen", "127.0.0.1:0"])
+            .args(args)
+            .env("RUST_LOG", "info")
+            .env(
+                if role == "standalone" {
+                    "ZAQAR_STANDALONE__API__SHUTDOWN_GRACE"
+                } else {
+                    "ZAQAR_API__SHUTDOWN_GRACE"
+                },
+                "500ms",
+            )
+            .stdout(Stdio::piped());
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let mut guard = ChildGuard::spawn(role, command)?;
+        let address = wait_for_address(&mut guard)?;
+        Ok(ApiNode { guard, address })
+    }
+
+    /// The base URL, e.g. `http://127.0.0.1:1234`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.address)
+    }
+}
+
+/// A storage node and an API node in front of the shared test Redis.
+pub struct Cluster {
+    /// The API node (declared first: stopped before its storage node).
+    pub api: ApiNode,
+    /// The storage node.
+    pub storage: StorageNode,
+}
+
+impl Cluster {
+    /// Starts both processes with default settings.
+    pub fn start() -> anyhow::Result<Cluster> {
+        Self::with_env(&[])
+    }
+
+    /// Starts both processes with extra `ZAQAR_API__*` settings.
+    pub fn with_env(env: &[(&str, &str)]) -> anyhow::Result<Cluster> {
+        let storage = StorageNode::start(&test_redis_url())?;
+        let api = ApiNode::start(&storage.url(), env)?;
+        Ok(Cluster { api, storage })
+    }
+
+    /// A client in a fresh project.
+    pub fn client(&self) -> Http {
+        Http::new(&self.api.url())
+    }
+}
+
+/// A reply: status, headers and the body (parsed JSON, or `Null`).
+#[derive(Debug)]
+pub struct Reply {
+    /// The status code.
+    pub status: u16,
+    /// The response headers.
+    pub headers: reqwest::header::HeaderMap,
+    /// The raw body.
+    pub text: String,
+    /// The body as JSON (`Null` when empty or not JSON).
+    pub json: serde_json::Value,
+}
+
+impl Reply {
+    /// A header as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|value| value.to_str().ok())
+    }
+
+    /// Asserts the status, naming the contract row on failure.
+    pub fn expect(&self, row: &str, status: u16) -> &Self {
+        assert_eq!(
+            self.status, status,
+            "{row}: unexpected status; body: {}",
+            self.text
+        );
+        self
+    }
+
+    /// Asserts the Zaqar error title (and a description fragment).
+    pub fn expect_error(&self, row: &str, status: u16, title: &str, description: &str) -> &Self {
+        self.expect(row, status);
+        assert_eq!(self.json["title"], title, "{row}: {}", self.text);
+        let found = self.json["description"].as_str().unwrap_or_default();
+        assert!(
+            found.contains(description),
+            "{row}: description {found:?} lacks {description:?}"
+        );
+        self
+    }
+}
+
+/// An HTTP client that sends `X-Project-ID` and `Client-ID` by default.
+#[derive(Clone)]
+pub struct Http {
+    base: String,
+    client: reqwest::Client,
+    /// The project sent in `X-Project-ID`.
+    pub project: String,
+    /// The Client-ID sent.
+    pub client_id: String,
+}
+
+impl Http {
+    /// A client for `base` in a fresh project with a fresh Client-ID.
+    pub fn new(base: &str) -> Http {
+        Http {
+            base: base.trim_end_matches('/').to_string(),
+            client: reqwest::Client::new(),
+            project: format!("it-{}", uuid::Uuid::new_v4().simple()),
+            client_id: uuid::Uuid::new_v4().to_string(),
+        }
+    }
+
+    /// The same project with another Client-ID.
+    pub fn other_client(&self) -> Http {
+        Http {
+            client_id: uuid::Uuid::new_v4().to_string(),
+            ..self.clone()
+        }
+    }
+
+    /// The same Client-ID in the given project.
+    pub fn with_project(&self, project: &str) -> Http {
+        Http {
+            project: project.to_string(),
+            ..self.clone()
+        }
+    }
+
+    /// The same project with the given Client-ID.
+    pub fn with_client_id(&self, client_id: &str) -> Http {
+        Http {
+            client_id: client_id.to_string(),
+            ..self.clone()
+        }
+    }
+
+    /// The same Client-ID in another project.
+    pub fn other_project(&self) -> Http {
+        Http {
+            project: format!("it-{}", uuid::Uuid::new_v4().simple()),
+            ..self.clone()
+        }
+    }
+
+    /// A request with the default headers.
+    pub fn request(&self, method: &str, path: &str) -> reqwest::RequestBuilder {
+        self.bare(method, path)
+            .header("Client-ID", &self.client_id)
+            .header("X-Project-ID", &self.project)
+    }
+
+    /// A request without any default header.
+    pub fn bare(&self, method: &str, path: &str) -> reqwest::RequestBuilder {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        self.client.request(method, format!("{}{path}", self.base))
+    }
+
+    /// Sends a request and reads the whole reply.
+    pub async fn send(&self, request: reqwest::RequestBuilder) -> Reply {
+        let response = request.send().await.expect("request failed");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let text = response.text().await.expect("body");
+        let json = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
+        Reply {
+            status,
+            headers,
+            text,
+            json,
+        }
+    }
+
+    /// `METHOD path` without a body.
+    pub async fn call(&self, method: &str, path: &str) -> Reply {
+        self.send(self.request(method, path)).await
+    }
+
+    /// `METHOD path` with a raw body and `Content-Type: application/json`.
+    pub async fn call_with(&self, method: &str, path: &str, body: &str) -> Reply {
+        self.send(
+            self.request(method, path)
+                .header("Content-Type", "application/json")
+                .body(body.to_string()),
+        )
+        .await
+    }
+
+    /// `METHOD path` with a JSON body.
+    pub async fn json(&self, method: &str, path: &str, body: serde_json::Value) -> Reply {
+        self.call_with(method, path, &body.to_string()).await
+    }
+
+    /// Posts `n` messages with bodies `{"n": i}`; returns their ids.
+    pub async fn post_messages(&self, queue: &str, n: usize) -> Vec<String> {
+        let messages: Vec<serde_json::Value> = (0..n)
+            .map(|i| serde_json::json!({"body": {"n": i}, "ttl": 300}))
+            .collect();
+        let reply = self
+            .json(
+                "POST",
+                &format!("/v2/queues/{queue}/messages"),
+                serde_json::json!({"messages": messages}),
+            )
+            .await;
+        reply.expect("post messages", 201);
+        reply.json["resources"]
+            .as_array()
+            .expect("resources")
+            .iter()
+            .map(|href| {
+                href.as_str()
+                    .and_then(|href| href.rsplit('/').next())
+                    .expect("href")
+                    .to_string()
+            })
+            .collect()
+    }
+
+    /// Claims up to `limit` messages; returns (claim id, message ids).
+    pub async fn claim(&self, queue: &str, limit: u32) -> (String, Vec<String>) {
+        let reply = self
+            .json(
+                "POST",
+                &format!("/v2/queues/{queue}/claims?limit={limit}"),
+                serde_json::json!({"ttl": 300, "grace": 60}),
+            )
+            .await;
+        reply.expect("claim", 201);
+        let location = reply.header("location").expect("location").to_string();
+        let claim = location.rsplit('/').next().expect("claim id").to_string();
+        let ids = reply.json["messages"]
+            .as_array()
+            .expect("messages")
+            .iter()
+            .map(|message| message["id"].as_str().expect("id").to_string())
+            .collect();
+        (claim, ids)
     }
 }
 

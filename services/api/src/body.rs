@@ -4,7 +4,7 @@
 use axum::body::Body;
 use axum::http::{HeaderMap, header};
 use bytes::Bytes;
-use http_body_util::{BodyExt, Limited};
+use http_body_util::BodyExt;
 use serde_json::Value;
 
 use crate::error::{ApiError, ApiResult};
@@ -60,31 +60,48 @@ pub fn content_length(headers: &HeaderMap) -> Option<u64> {
 /// Reads a body of at most `limit` bytes; a larger one (by its declared
 /// length, or as streamed) is answered with `too_large()`.
 pub async fn read(
-    body: Body,
+    mut body: Body,
     headers: &HeaderMap,
     limit: u64,
     too_large: impl FnOnce() -> ApiError,
 ) -> ApiResult<RawBody> {
     let declared = content_length(headers);
     if declared.is_some_and(|length| length > limit) {
+        drain(body).await;
         return Err(too_large());
     }
     let cap = usize::try_from(limit).unwrap_or(usize::MAX);
-    match Limited::new(body, cap).collect().await {
-        Ok(collected) => {
-            let bytes = collected.to_bytes();
-            if declared.is_none() && bytes.is_empty() {
-                Ok(RawBody::Absent)
-            } else {
-                Ok(RawBody::Present(bytes))
+    let mut bytes = bytes::BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|_| ApiError::bad_body("Request body could not be read."))?;
+        if let Some(data) = frame.data_ref() {
+            if bytes.len() + data.len() > cap {
+                drain(body).await;
+                return Err(too_large());
             }
+            bytes.extend_from_slice(data);
         }
-        Err(error) => {
-            if error.is::<http_body_util::LengthLimitError>() {
-                Err(too_large())
-            } else {
-                Err(ApiError::bad_body("Request body could not be read."))
+    }
+    if declared.is_none() && bytes.is_empty() {
+        Ok(RawBody::Absent)
+    } else {
+        Ok(RawBody::Present(bytes.freeze()))
+    }
+}
+
+/// Most bytes of a refused body read and dropped, so that clients writing
+/// the whole body before reading the answer get the 400 instead of a reset.
+const DRAIN_CAP: usize = 16 * 1024 * 1024;
+
+/// Reads and drops up to [`DRAIN_CAP`] bytes of a body.
+async fn drain(mut body: Body) {
+    let mut seen = 0usize;
+    while seen < DRAIN_CAP {
+        match body.frame().await {
+            Some(Ok(frame)) => {
+                seen += frame.data_ref().map(|data| data.len()).unwrap_or_default();
             }
+            _ => return,
         }
     }
 }
