@@ -448,3 +448,34 @@ async fn malformed_input_is_never_a_server_error() {
         }
     }
 }
+
+/// H8 and the admin resources: `/v2/health` in admin mode, for admins only.
+#[tokio::test]
+async fn health_in_admin_mode() {
+    let cluster = Cluster::with_env(&[("ZAQAR_API__ADMIN_MODE", "true")]).unwrap();
+    let http = cluster.client();
+    http.call("GET", "/v2/health").await.expect_error(
+        "policy",
+        403,
+        "Not authorized",
+        "You are not authorized to complete this action.",
+    );
+    let reply = http
+        .send(
+            http.request("GET", "/v2/health")
+                .header("X-Roles", "member,admin"),
+        )
+        .await;
+    reply.expect("H8", 200);
+    assert_eq!(reply.json["storage_reachable"], true);
+    let steps = reply.json["operation_status"].as_object().unwrap();
+    assert_eq!(steps.len(), 8);
+    for (name, step) in steps {
+        assert_eq!(step["succeeded"], true, "{name}: {step}");
+        assert_eq!(step["ref"], serde_json::Value::Null);
+        assert!(step["seconds"].as_f64().unwrap() >= 0.0);
+    }
+    let home = http.call("GET", "/v2/").await;
+    assert_eq!(home.json["resources"]["rel/health"]["href"], "/v2/health");
+    assert!(home.json["resources"]["rel/pools"].is_object());
+}

@@ -7,4 +7,5 @@ mod api_claims;
 mod api_conventions;
 mod api_messages;
 mod api_queues;
+mod api_subscriptions;
 mod storage_node;

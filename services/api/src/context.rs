@@ -11,6 +11,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 use zaqar_proto::model::{MAX_PROJECT_LEN, Namespace, Scope};
 
+use crate::auth::Identity;
 use crate::config::{ClientIdMode, Limits};
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -24,6 +25,8 @@ pub struct RequestContext {
     pub client_id: String,
     /// The queue or topic the path names, if any.
     pub scope: Option<Scope>,
+    /// What authentication established.
+    pub identity: Identity,
 }
 
 impl RequestContext {
@@ -45,14 +48,20 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let app = AppState::from_ref(state);
+        let identity = match parts.extensions.get::<Identity>() {
+            Some(identity) => identity.clone(),
+            None => app.auth.authenticate(&parts.headers).await?,
+        };
         check_negotiation(&parts.headers)?;
         let client_id = client_id(&parts.headers, &app.config.limits)?;
-        let project = project(&parts.headers)?;
+        let header_project = project(&parts.headers)?;
+        let project = identity.project.clone().unwrap_or(header_project);
         let scope = path_scope(parts, state, &project).await?;
         Ok(RequestContext {
             project,
             client_id,
             scope,
+            identity,
         })
     }
 }

@@ -5,6 +5,7 @@
 //! exact response. It holds no queue state: any replica serves any request.
 //!
 //! - [`routes`]: the route table and the handlers, a module per resource.
+//! - [`auth`]: the [`Authenticator`](auth::Authenticator) seam (unauthenticated today).
 //! - [`context`]: the header and path checks every v2 request passes.
 //! - [`query`], [`body`]: query-string and body parsing with Zaqar's rules.
 //! - [`metadata`]: reserved queue attributes and JSON-patch updates.
@@ -12,6 +13,7 @@
 //! - [`forward`]: the [`Placement`] seam to the storage nodes.
 //! - [`error`]: [`ApiError`], mapped once to Zaqar error responses.
 
+pub mod auth;
 pub mod body;
 pub mod config;
 pub mod context;

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use crate::auth::{Authenticator, Unauthenticated};
 use crate::config::ApiConfig;
 use crate::forward::Placement;
 
@@ -12,14 +13,17 @@ pub struct AppState {
     pub config: Arc<ApiConfig>,
     /// Where queue calls go.
     pub placement: Arc<dyn Placement>,
+    /// Who is calling.
+    pub auth: Arc<dyn Authenticator>,
 }
 
 impl AppState {
-    /// Bundles a configuration and a placement.
+    /// Bundles a configuration and a placement, unauthenticated.
     pub fn new(config: ApiConfig, placement: Arc<dyn Placement>) -> AppState {
         AppState {
             config: Arc::new(config),
             placement,
+            auth: Arc::new(Unauthenticated),
         }
     }
 }

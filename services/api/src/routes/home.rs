@@ -278,23 +278,9 @@ pub async fn ping_head(_context: RequestContext) -> StatusCode {
     StatusCode::NO_CONTENT
 }
 
-/// Whether the request carries the `admin` role (`X-Roles`, no-auth mode).
-pub fn is_admin(headers: &HeaderMap) -> bool {
-    ["x-roles", "x-role"]
-        .iter()
-        .filter_map(|name| headers.get(*name))
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|roles| roles.split(','))
-        .any(|role| role.trim().eq_ignore_ascii_case("admin"))
-}
-
 /// `GET /v2/health` (admin): a self-test against every backend.
-pub async fn health(
-    State(state): State<AppState>,
-    _context: RequestContext,
-    headers: HeaderMap,
-) -> ApiResult<Response> {
-    if !is_admin(&headers) {
+pub async fn health(State(state): State<AppState>, context: RequestContext) -> ApiResult<Response> {
+    if !context.identity.is_admin() {
         return Err(ApiError::Forbidden {
             title: "Not authorized",
             description: "You are not authorized to complete this action.".into(),
@@ -451,13 +437,5 @@ mod tests {
             home_document(false)["resources"].as_object().unwrap().len(),
             19
         );
-    }
-
-    #[test]
-    fn admin_role_is_read_from_x_roles() {
-        let mut headers = HeaderMap::new();
-        assert!(!is_admin(&headers));
-        headers.insert("x-roles", HeaderValue::from_static("member, Admin"));
-        assert!(is_admin(&headers));
     }
 }
