@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh machine.
 #
-# Installs what is missing (Debian redis-server, protobuf-compiler and
-# libprotobuf-dev), starts a private Redis on a free loopback port with its own
-# temporary directory, runs `cargo fmt --check`, `cargo clippy -D warnings` and
+# Installs what is missing (Debian redis-server, etcd-server,
+# protobuf-compiler and libprotobuf-dev), starts a private Redis and a private
+# etcd on free loopback ports with their own temporary directories, runs `cargo fmt --check`, `cargo clippy -D warnings` and
 # every Rust test, then drives a real storage node + API node with the real
 # python-zaqarclient (tests/python), and stops everything it started, also on
 # failure.
@@ -25,6 +25,8 @@ install_packages() {
     command -v redis-server >/dev/null || missing+=(redis-server)
     command -v redis-cli >/dev/null || missing+=(redis-tools)
     command -v protoc >/dev/null || missing+=(protobuf-compiler)
+    command -v etcd >/dev/null || missing+=(etcd-server)
+    command -v curl >/dev/null || missing+=(curl)
     [ -f /usr/include/google/protobuf/timestamp.proto ] || missing+=(libprotobuf-dev)
     if [ ${#missing[@]} -gt 0 ]; then
         log "installing ${missing[*]}"
@@ -85,6 +87,39 @@ start_redis() {
     return 1
 }
 
+start_etcd() {
+    local client peer dir
+    for _ in 1 2 3 4 5; do
+        client=$(free_port)
+        peer=$(free_port)
+        dir="$WORK/etcd-$client"
+        mkdir -p "$dir"
+        # etcd reads every ETCD_* variable as a flag: start it without them.
+        env $(env | sed -n 's/^\(ETCD_[A-Za-z0-9_]*\)=.*/-u \1/p') \
+            etcd --name test --data-dir "$dir/data" \
+            --listen-client-urls "http://127.0.0.1:$client" \
+            --advertise-client-urls "http://127.0.0.1:$client" \
+            --listen-peer-urls "http://127.0.0.1:$peer" \
+            --initial-advertise-peer-urls "http://127.0.0.1:$peer" \
+            --initial-cluster "test=http://127.0.0.1:$peer" \
+            --initial-cluster-state new --logger=zap --log-outputs=stderr \
+            >"$dir/etcd.log" 2>&1 &
+        local pid=$!
+        PIDS+=("$pid")
+        for _ in $(seq 100); do
+            if curl -sf "http://127.0.0.1:$client/health" 2>/dev/null | grep -q '"health":"true"'; then
+                ETCD_URL="http://127.0.0.1:$client"
+                return 0
+            fi
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        log "etcd on port $client did not start; retrying"
+    done
+    log "cannot start etcd"
+    return 1
+}
+
 install_packages
 
 log "cargo fmt --check"
@@ -99,6 +134,9 @@ cargo build --workspace --bins --locked
 start_redis
 log "test redis at $REDIS_URL"
 export ZAQAR_TEST_REDIS_URL="$REDIS_URL"
+start_etcd
+log "test etcd at $ETCD_URL"
+export ZAQAR_TEST_ETCD_URL="$ETCD_URL"
 export ZAQAR_BIN="$ROOT/target/debug/zaqar"
 
 # Starts `zaqar ROLE ARGS...` on a free port; sets STARTED_ADDR.

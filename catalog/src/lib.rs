@@ -1,7 +1,27 @@
 //! The placement catalog: pools, flavors, queue→pool placements and the live
 //! storage nodes serving each pool.
 //!
-//! The catalog is built in its own milestone (an etcd store for clusters and
-//! an embedded store for `zaqar standalone`, behind one `CatalogStore` trait).
-//! Until then the API tier talks to one storage node given on its command
-//! line, and this crate only reserves the place in the workspace.
+//! - [`store`]: the [`CatalogStore`](store::CatalogStore) key-value seam,
+//!   with [`EtcdStore`](store::etcd::EtcdStore) for clusters and
+//!   [`EmbeddedStore`](store::embedded::EmbeddedStore) in process.
+//! - [`keys`]: every key, documented in one place.
+//! - [`model`]: the records. [`catalog`]: typed access to them.
+//! - [`placement`]: weighted rendezvous choice of a pool for a new queue.
+//! - [`cache`]: an API node's watch-fed view.
+//! - `conformance` (feature `conformance`): the suite every store passes.
+
+pub mod cache;
+pub mod catalog;
+#[cfg(any(test, feature = "conformance"))]
+pub mod conformance;
+pub mod error;
+pub mod keys;
+pub mod model;
+pub mod placement;
+pub mod store;
+
+pub use cache::CatalogView;
+pub use catalog::Catalog;
+pub use error::{CatalogError, Result};
+pub use model::{Flavor, Node, Placement, Pool};
+pub use store::{CatalogStore, CatalogStoreRef};
