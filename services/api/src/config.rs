@@ -23,8 +23,14 @@ pub enum ClientIdMode {
 pub struct ApiConfig {
     /// Address the HTTP server binds.
     pub listen: SocketAddr,
-    /// gRPC URL of the storage node (`http://HOST:PORT`).
+    /// gRPC URL of the storage node (`http://HOST:PORT`), in a single-pool
+    /// deployment without catalog.
     pub storage: String,
+    /// etcd endpoints of the cluster catalog; when set, queues are placed on
+    /// the pools registered there (pooled deployment).
+    pub etcd: Vec<String>,
+    /// Root of the catalog's keys in etcd.
+    pub catalog_root: String,
     /// Enables `/v2/health` (and, with pooling, the pool and flavor APIs).
     pub admin_mode: bool,
     /// How long a request may take before it fails with 503.
@@ -42,6 +48,8 @@ impl Default for ApiConfig {
         ApiConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8888)),
             storage: String::new(),
+            etcd: Vec::new(),
+            catalog_root: "/zaqar".into(),
             admin_mode: false,
             request_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(10),
@@ -106,6 +114,10 @@ pub struct Limits {
     pub max_subscriptions_per_page: u32,
     /// Upper bound of claim `limit` and `pop`.
     pub max_messages_per_claim_or_pop: u32,
+    /// Upper bound of `limit` on pool listing.
+    pub max_pools_per_page: u32,
+    /// Upper bound of `limit` on flavor listing.
+    pub max_flavors_per_page: u32,
     /// Largest queue PUT/PATCH request body, in bytes.
     pub max_queue_metadata: u64,
     /// Largest message POST request body, in bytes.
@@ -140,6 +152,8 @@ impl Default for Limits {
             max_messages_per_page: 20,
             max_subscriptions_per_page: 20,
             max_messages_per_claim_or_pop: 20,
+            max_pools_per_page: 20,
+            max_flavors_per_page: 20,
             max_queue_metadata: 65_536,
             max_messages_post_size: 262_144,
             max_message_ttl: 1_209_600,

@@ -3,8 +3,10 @@
 //! (after the header checks) for unknown methods.
 
 mod claims;
+mod flavors;
 mod home;
 mod messages;
+pub(crate) mod pools;
 mod queues;
 mod subscriptions;
 
@@ -44,6 +46,37 @@ pub fn router(state: AppState) -> Router {
             "/v2/health",
             endpoint(&["GET"], on(MethodFilter::GET, home::health)),
         );
+        if state.pooling.is_some() {
+            router = router
+                .route(
+                    "/v2/pools",
+                    endpoint(&["GET"], on(MethodFilter::GET, pools::list)),
+                )
+                .route(
+                    "/v2/pools/{pool}",
+                    endpoint(
+                        &["GET", "PUT", "PATCH", "DELETE"],
+                        on(MethodFilter::GET, pools::get)
+                            .on(MethodFilter::PUT, pools::put)
+                            .on(MethodFilter::PATCH, pools::update)
+                            .on(MethodFilter::DELETE, pools::delete),
+                    ),
+                )
+                .route(
+                    "/v2/flavors",
+                    endpoint(&["GET"], on(MethodFilter::GET, flavors::list)),
+                )
+                .route(
+                    "/v2/flavors/{flavor}",
+                    endpoint(
+                        &["GET", "PUT", "PATCH", "DELETE"],
+                        on(MethodFilter::GET, flavors::get)
+                            .on(MethodFilter::PUT, flavors::put)
+                            .on(MethodFilter::PATCH, flavors::update)
+                            .on(MethodFilter::DELETE, flavors::delete),
+                    ),
+                );
+        }
     }
     for collection in ["queues", "topics"] {
         let item = if collection == "queues" {

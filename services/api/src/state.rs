@@ -5,6 +5,7 @@ use std::sync::Arc;
 use crate::auth::{Authenticator, Unauthenticated};
 use crate::config::ApiConfig;
 use crate::forward::Placement;
+use crate::forward::catalog::CatalogPlacement;
 
 /// Cheap to clone: a bundle of `Arc`s.
 #[derive(Clone)]
@@ -15,6 +16,8 @@ pub struct AppState {
     pub placement: Arc<dyn Placement>,
     /// Who is calling.
     pub auth: Arc<dyn Authenticator>,
+    /// The catalog, in pooled deployments (enables the pool and flavor APIs).
+    pub pooling: Option<Arc<CatalogPlacement>>,
 }
 
 impl AppState {
@@ -24,6 +27,17 @@ impl AppState {
             config: Arc::new(config),
             placement,
             auth: Arc::new(Unauthenticated),
+            pooling: None,
+        }
+    }
+
+    /// A pooled deployment: queues placed on pools through the catalog.
+    pub fn pooled(config: ApiConfig, placement: Arc<CatalogPlacement>) -> AppState {
+        AppState {
+            config: Arc::new(config),
+            placement: placement.clone(),
+            auth: Arc::new(Unauthenticated),
+            pooling: Some(placement),
         }
     }
 }

@@ -25,6 +25,17 @@ pub struct StorageNodeConfig {
     /// How long in-flight calls may take to finish after SIGTERM.
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
+    /// etcd endpoints of the cluster catalog; when set, the node registers
+    /// itself there (under a lease) so API nodes route the pool's calls to it.
+    pub etcd: Vec<String>,
+    /// Root of the catalog's keys in etcd.
+    pub catalog_root: String,
+    /// The gRPC URL API nodes use to reach this node; defaults to
+    /// `http://` + the bound listen address.
+    pub advertise: Option<String>,
+    /// How long the registration outlives a node that stopped renewing it.
+    #[serde(with = "humantime_serde")]
+    pub registration_ttl: Duration,
 }
 
 impl Default for StorageNodeConfig {
@@ -34,6 +45,10 @@ impl Default for StorageNodeConfig {
             backend: String::new(),
             redis: RedisConfig::default(),
             shutdown_grace: Duration::from_secs(5),
+            etcd: Vec::new(),
+            catalog_root: "/zaqar".into(),
+            advertise: None,
+            registration_ttl: Duration::from_secs(6),
         }
     }
 }

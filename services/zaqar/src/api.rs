@@ -3,10 +3,12 @@
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use serde::Serialize;
 use tokio::net::TcpListener;
+use zaqar_api::forward::catalog::CatalogPlacement;
 use zaqar_api::{ApiConfig, AppState, SingleNode};
 use zaqar_storage::GrpcBackend;
 
@@ -20,6 +22,8 @@ struct Flags {
     listen: Option<SocketAddr>,
     #[serde(skip_serializing_if = "Option::is_none")]
     storage: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    etcd: Option<Vec<String>>,
 }
 
 /// Loads the configuration and serves the API until SIGTERM.
@@ -27,21 +31,39 @@ pub async fn run(
     file: Option<&Path>,
     listen: Option<SocketAddr>,
     storage: Option<String>,
+    etcd: Option<Vec<String>>,
 ) -> anyhow::Result<()> {
-    let config: ApiConfig = settings::load("api", file, Flags { listen, storage })?;
+    let config: ApiConfig = settings::load(
+        "api",
+        file,
+        Flags {
+            listen,
+            storage,
+            etcd,
+        },
+    )?;
     config.validate().map_err(anyhow::Error::msg)?;
-    if config.storage.is_empty() {
-        anyhow::bail!("no storage node configured: pass --storage http://HOST:PORT");
-    }
-    let backend = GrpcBackend::connect_lazy(&config.storage)?;
+    let state = if !config.etcd.is_empty() {
+        let store = zaqar_catalog::store::etcd::EtcdStore::connect(&config.etcd).await?;
+        let catalog = zaqar_catalog::Catalog::new(Arc::new(store), &config.catalog_root);
+        let view = zaqar_catalog::CatalogView::start(catalog, Duration::from_secs(5)).await;
+        AppState::pooled(config, Arc::new(CatalogPlacement::new(view)))
+    } else if !config.storage.is_empty() {
+        let backend = GrpcBackend::connect_lazy(&config.storage)?;
+        AppState::new(config, Arc::new(SingleNode::new(Arc::new(backend))))
+    } else {
+        anyhow::bail!(
+            "no storage configured: pass --storage http://HOST:PORT or --etcd http://HOST:PORT"
+        );
+    };
+    let config = state.config.clone();
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let address = listener.local_addr()?;
     announce(address)?;
-    tracing::info!(%address, storage = %config.storage, "api node serving");
+    tracing::info!(%address, pooled = state.pooling.is_some(), "api node serving");
     let grace = config.shutdown_grace;
-    let state = AppState::new(config, Arc::new(SingleNode::new(Arc::new(backend))));
     zaqar_api::serve(listener, state, shutdown::signal(), grace).await?;
     tracing::info!("api node stopped");
     Ok(())
@@ -62,6 +84,7 @@ mod tests {
             Flags {
                 listen: None,
                 storage: None,
+                etcd: None,
             },
         )
         .unwrap();

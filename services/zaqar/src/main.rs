@@ -44,9 +44,14 @@ enum Command {
         /// address is printed on stdout as `listening on ADDR`).
         #[arg(long)]
         listen: Option<std::net::SocketAddr>,
-        /// gRPC URL of the storage node, e.g. `http://127.0.0.1:7070`.
+        /// gRPC URL of the storage node, e.g. `http://127.0.0.1:7070`
+        /// (single-pool deployments).
         #[arg(long)]
         storage: Option<String>,
+        /// etcd endpoints (comma-separated) of the cluster catalog (pooled
+        /// deployments).
+        #[arg(long, value_delimiter = ',')]
+        etcd: Option<Vec<String>>,
         /// A TOML configuration file (see `deploy/config/api.toml`).
         #[arg(long)]
         config: Option<PathBuf>,
@@ -61,6 +66,9 @@ enum Command {
         /// The pool's backend URI, e.g. `redis://127.0.0.1:6379/0`.
         #[arg(long)]
         backend: Option<String>,
+        /// etcd endpoints (comma-separated) to register this node in.
+        #[arg(long, value_delimiter = ',')]
+        etcd: Option<Vec<String>>,
         /// A TOML configuration file (see `deploy/config/storage.toml`).
         #[arg(long)]
         config: Option<PathBuf>,
@@ -90,13 +98,15 @@ fn main() -> ExitCode {
             Command::Api {
                 listen,
                 storage,
+                etcd,
                 config,
-            } => api::run(config.as_deref(), listen, storage).await,
+            } => api::run(config.as_deref(), listen, storage, etcd).await,
             Command::Storage {
                 listen,
                 backend,
+                etcd,
                 config,
-            } => storage::run(config.as_deref(), listen, backend).await,
+            } => storage::run(config.as_deref(), listen, backend, etcd).await,
         }
     });
     match outcome {

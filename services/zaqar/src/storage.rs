@@ -18,6 +18,35 @@ struct Flags {
     listen: Option<SocketAddr>,
     #[serde(skip_serializing_if = "Option::is_none")]
     backend: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    etcd: Option<Vec<String>>,
+}
+
+/// Registers the node in the catalog (when etcd is configured) for as long
+/// as the returned lease lives.
+async fn register(
+    config: &StorageNodeConfig,
+    address: SocketAddr,
+) -> anyhow::Result<Option<zaqar_catalog::store::Lease>> {
+    if config.etcd.is_empty() {
+        return Ok(None);
+    }
+    let store = zaqar_catalog::store::etcd::EtcdStore::connect(&config.etcd).await?;
+    let catalog = zaqar_catalog::Catalog::new(std::sync::Arc::new(store), &config.catalog_root);
+    let node = zaqar_catalog::Node {
+        id: uuid::Uuid::new_v4().simple().to_string(),
+        address: config
+            .advertise
+            .clone()
+            .unwrap_or_else(|| format!("http://{address}")),
+        uri: config.backend.clone(),
+    };
+    let lease = catalog
+        .register_node(&node, config.registration_ttl)
+        .await
+        .context("cannot register in etcd")?;
+    tracing::info!(id = %node.id, address = %node.address, "registered in the catalog");
+    Ok(Some(lease))
 }
 
 /// Loads the configuration, opens the backend and serves until SIGTERM.
@@ -25,14 +54,24 @@ pub async fn run(
     file: Option<&Path>,
     listen: Option<SocketAddr>,
     backend: Option<String>,
+    etcd: Option<Vec<String>>,
 ) -> anyhow::Result<()> {
-    let config: StorageNodeConfig = settings::load("storage", file, Flags { listen, backend })?;
+    let config: StorageNodeConfig = settings::load(
+        "storage",
+        file,
+        Flags {
+            listen,
+            backend,
+            etcd,
+        },
+    )?;
     config.validate()?;
     let backend = zaqar_storage::backends::open(&config.backend, &config.redis)?;
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let address = listener.local_addr()?;
+    let _registration = register(&config, address).await?;
     announce(address)?;
     tracing::info!(%address, backend = %redact(&config.backend), "storage node serving");
     zaqar_storage::server::serve(listener, backend, shutdown::signal(), config.shutdown_grace)
@@ -59,6 +98,7 @@ mod config_tests {
             Flags {
                 listen: None,
                 backend: None,
+                etcd: None,
             },
         )
         .unwrap();
@@ -75,6 +115,7 @@ mod config_tests {
             Flags {
                 listen: Some("127.0.0.1:9999".parse().unwrap()),
                 backend: Some("redis://other:1".into()),
+                etcd: None,
             },
         )
         .unwrap();
@@ -90,6 +131,7 @@ mod config_tests {
             Flags {
                 listen: None,
                 backend: None,
+                etcd: None,
             },
         );
         assert!(missing.is_err());
@@ -102,6 +144,7 @@ mod config_tests {
             Flags {
                 listen: None,
                 backend: None,
+                etcd: None,
             },
         );
         assert!(unknown.is_err());

@@ -264,7 +264,10 @@ pub async fn home(State(state): State<AppState>, _context: RequestContext) -> Re
 
 /// `GET /v2/ping`: 204 when every backend answers, else 503 without body.
 pub async fn ping(State(state): State<AppState>, _context: RequestContext) -> Response {
-    for backend in state.placement.backends() {
+    let Ok(backends) = state.placement.backends().await else {
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    };
+    for backend in backends {
         let reachable = backend.health().await.is_ok_and(|health| health.reachable);
         if !reachable {
             return StatusCode::SERVICE_UNAVAILABLE.into_response();
@@ -286,7 +289,8 @@ pub async fn health(State(state): State<AppState>, context: RequestContext) -> A
             description: "You are not authorized to complete this action.".into(),
         });
     }
-    let Some(backend) = state.placement.backends().into_iter().next() else {
+    let backends = state.placement.backends().await?;
+    let Some(backend) = backends.into_iter().next() else {
         return Err(ApiError::Unavailable(
             "Health status could not be read. Please try again in a few seconds.".into(),
         ));

@@ -123,7 +123,7 @@ pub async fn post(
 ) -> ApiResult<Response> {
     let scope = context.scope()?;
     let limits = &state.config.limits;
-    let backend = state.placement.backend(scope).await?;
+    let backend = state.placement.backend_for_create(scope, None).await?;
     let enqueue_failed = ApiError::storage("Messages could not be enqueued.");
     let global_limit = limits.max_messages_post_size;
     let raw = body::read(body, &headers, global_limit, || {

@@ -251,8 +251,15 @@ pub async fn create(
         },
     };
     metadata::validate(&metadata, limits, "Invalid API request")?;
+    let flavor = metadata
+        .get("_flavor")
+        .and_then(Value::as_str)
+        .map(str::to_string);
     let text = Value::Object(metadata).to_string();
-    let backend = state.placement.backend(scope).await?;
+    let backend = state
+        .placement
+        .backend_for_create(scope, flavor.as_deref())
+        .await?;
     let created = backend
         .create_queue(scope, &text)
         .await
@@ -388,6 +395,7 @@ pub async fn delete(
             "Queue could not be deleted.",
             "Topic could not be deleted.",
         )))?;
+    state.placement.forget(scope).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

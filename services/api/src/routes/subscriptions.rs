@@ -109,7 +109,7 @@ pub async fn create(
     body: Body,
 ) -> ApiResult<Response> {
     let scope = context.scope()?;
-    let backend = state.placement.backend(scope).await?;
+    let backend = state.placement.backend_for_create(scope, None).await?;
     let failed = "Subscription could not be created.";
     // Zaqar creates the queue before it validates the subscription.
     backend
