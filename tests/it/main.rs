@@ -8,4 +8,5 @@ mod api_conventions;
 mod api_messages;
 mod api_queues;
 mod api_subscriptions;
+mod cluster;
 mod storage_node;

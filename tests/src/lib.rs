@@ -16,6 +16,10 @@
 // Test harness: a failed step must fail the test loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod etcd;
+
+pub use etcd::EtcdServer;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -173,9 +177,20 @@ impl StorageNode {
 
     /// Starts a node in front of `backend` on `address`.
     pub fn start_on(backend: &str, address: &str) -> anyhow::Result<StorageNode> {
+        Self::start_with(backend, address, &[])
+    }
+
+    /// Starts a node that registers itself in the catalog at `etcd`.
+    pub fn registered(backend: &str, etcd: &str) -> anyhow::Result<StorageNode> {
+        Self::start_with(backend, "127.0.0.1:0", &["--etcd", etcd])
+    }
+
+    fn start_with(backend: &str, address: &str, extra: &[&str]) -> anyhow::Result<StorageNode> {
         let mut command = Command::new(zaqar_bin());
         command
             .args(["storage", "--listen", address, "--backend", backend])
+            .args(extra)
+            .env("ZAQAR_STORAGE__REGISTRATION_TTL", "3s")
             .env("RUST_LOG", "info")
             .env("ZAQAR_STORAGE__SHUTDOWN_GRACE", "500ms")
             .stdout(Stdio::piped());
@@ -202,6 +217,15 @@ impl ApiNode {
     /// Starts `zaqar api --storage URL` with extra `ZAQAR_API__*` settings.
     pub fn start(storage_url: &str, env: &[(&str, &str)]) -> anyhow::Result<ApiNode> {
         Self::start_role("api", &["--storage", storage_url], env)
+    }
+
+    /// Starts a pooled `zaqar api --etcd URL` in admin mode.
+    pub fn pooled(etcd: &str) -> anyhow::Result<ApiNode> {
+        Self::start_role(
+            "api",
+            &["--etcd", etcd],
+            &[("ZAQAR_API__ADMIN_MODE", "true")],
+        )
     }
 
     /// Starts `zaqar standalone --backend URI`.
@@ -316,6 +340,8 @@ pub struct Http {
     pub project: String,
     /// The Client-ID sent.
     pub client_id: String,
+    /// The `X-Roles` sent, if any.
+    pub roles: Option<String>,
 }
 
 impl Http {
@@ -326,6 +352,15 @@ impl Http {
             client: reqwest::Client::new(),
             project: format!("it-{}", uuid::Uuid::new_v4().simple()),
             client_id: uuid::Uuid::new_v4().to_string(),
+            roles: None,
+        }
+    }
+
+    /// The same client with the `admin` role.
+    pub fn as_admin(&self) -> Http {
+        Http {
+            roles: Some("admin".into()),
+            ..self.clone()
         }
     }
 
@@ -363,9 +398,14 @@ impl Http {
 
     /// A request with the default headers.
     pub fn request(&self, method: &str, path: &str) -> reqwest::RequestBuilder {
-        self.bare(method, path)
+        let request = self
+            .bare(method, path)
             .header("Client-ID", &self.client_id)
-            .header("X-Project-ID", &self.project)
+            .header("X-Project-ID", &self.project);
+        match &self.roles {
+            Some(roles) => request.header("X-Roles", roles),
+            None => request,
+        }
     }
 
     /// A request without any default header.
