@@ -12,6 +12,8 @@ use zaqar_catalog::store::etcd::EtcdStore;
 use zaqar_tests::{ApiNode, EtcdServer, Http, Reply, StorageNode, test_redis_url};
 
 struct PooledCluster {
+    /// The project of the admin client (fresh: pools share the test Redis).
+    admin_project: String,
     apis: Vec<ApiNode>,
     storage: Vec<StorageNode>,
     pools: Vec<(String, String)>,
@@ -40,6 +42,7 @@ impl PooledCluster {
         let store = EtcdStore::connect(&[etcd.url()]).await.unwrap();
         let catalog = Catalog::new(Arc::new(store), "/zaqar");
         let cluster = PooledCluster {
+            admin_project: format!("admin-{}", uuid::Uuid::new_v4().simple()),
             apis,
             storage,
             pools: uris,
@@ -63,7 +66,7 @@ impl PooledCluster {
 
     fn admin(&self, node: usize) -> Http {
         let http = Http::new(&self.apis[node].url());
-        http.with_project("admin-project").as_admin()
+        http.with_project(&self.admin_project).as_admin()
     }
 
     fn client(&self, node: usize, project: &str) -> Http {

@@ -2,7 +2,8 @@
 //!
 //! [`EtcdServer::start`] runs Debian's `etcd` (3.4) on two free loopback
 //! ports (client and peer) with its own data directory, waits until
-//! `GET /health` answers `{"health":"true"}`, and stops it (SIGTERM, then
+//! `GET /health` answers `{"health":"true"}` (and the member list names our
+//! peer URL: the etcd on that port is ours), and stops it (SIGTERM, then
 //! SIGKILL after [`crate::STOP_DEADLINE`]) when dropped. Outage tests use
 //! [`EtcdServer::stop`] and [`EtcdServer::restart`], which keeps the ports
 //! and the data.
@@ -27,7 +28,7 @@ use crate::{ChildGuard, READY_DEADLINE, STOP_DEADLINE};
 /// early (another process took a port between the pick and etcd's bind).
 const START_ATTEMPTS: usize = 5;
 
-/// Per-request timeout of one health probe.
+/// Per-request timeout of one readiness probe.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// A private single-member etcd with its own data directory.
@@ -140,7 +141,9 @@ impl EtcdServer {
         let address = SocketAddr::from(([127, 0, 0, 1], client_port));
         let started = Instant::now();
         while started.elapsed() < READY_DEADLINE {
-            if healthy(address) {
+            // Another etcd may hold the client port (taken between the pick
+            // and our bind) while ours exits: only ours names our peer URL.
+            if healthy(address) && is_member(address, &peer) {
                 return Ok(Started::Ready(guard));
             }
             if let Ok(Some(status)) = guard.child.try_wait() {
@@ -161,7 +164,7 @@ impl EtcdServer {
 
 /// The outcome of one start attempt.
 enum Started {
-    /// etcd answers `{"health":"true"}`.
+    /// etcd answers `{"health":"true"}` and lists our peer URL.
     Ready(ChildGuard),
     /// etcd exited before it became healthy.
     Exited(anyhow::Error),
@@ -178,22 +181,34 @@ fn free_port_pair() -> anyhow::Result<(u16, u16)> {
 /// Whether `GET /health` (plain HTTP/1.0) answers 200 with
 /// `{"health":"true"}`.
 fn healthy(address: SocketAddr) -> bool {
-    probe(address).is_ok_and(|reply| {
-        let (head, body) = reply.split_once("\r\n\r\n").unwrap_or((&reply, ""));
-        let status_ok = head
-            .lines()
-            .next()
-            .is_some_and(|line| line.split_whitespace().nth(1) == Some("200"));
-        status_ok && body.replace(' ', "").contains(r#""health":"true""#)
-    })
+    let request = "GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+    http_ok_body(address, request)
+        .is_some_and(|body| body.replace(' ', "").contains(r#""health":"true""#))
 }
 
-/// Sends `GET /health HTTP/1.0` and reads the whole reply.
-fn probe(address: SocketAddr) -> std::io::Result<String> {
+/// Whether the etcd at `address` lists a member with the peer URL `peer`
+/// (`POST /v3/cluster/member/list`, the gRPC gateway of etcd 3.4).
+fn is_member(address: SocketAddr, peer: &str) -> bool {
+    let request = "POST /v3/cluster/member/list HTTP/1.0\r\nHost: 127.0.0.1\r\n\
+                   Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{}";
+    http_ok_body(address, request).is_some_and(|body| body.contains(&format!("\"{peer}\"")))
+}
+
+/// Sends a raw HTTP/1.0 `request` and returns the body of a 200 reply.
+fn http_ok_body(address: SocketAddr, request: &str) -> Option<String> {
+    let reply = http_exchange(address, request).ok()?;
+    let (head, body) = reply.split_once("\r\n\r\n")?;
+    let status = head.lines().next()?.split_whitespace().nth(1)?;
+    (status == "200").then(|| body.to_string())
+}
+
+/// Sends `request` over a fresh connection and reads the whole reply (the
+/// server closes the connection after an HTTP/1.0 reply).
+fn http_exchange(address: SocketAddr, request: &str) -> std::io::Result<String> {
     let mut stream = TcpStream::connect_timeout(&address, PROBE_TIMEOUT)?;
     stream.set_read_timeout(Some(PROBE_TIMEOUT))?;
     stream.set_write_timeout(Some(PROBE_TIMEOUT))?;
-    stream.write_all(b"GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")?;
+    stream.write_all(request.as_bytes())?;
     let mut reply = Vec::new();
     stream.take(64 * 1024).read_to_end(&mut reply)?;
     Ok(String::from_utf8_lossy(&reply).into_owned())

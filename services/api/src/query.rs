@@ -114,6 +114,31 @@ pub fn parse_int(text: &str) -> Option<i64> {
     }
 }
 
+/// The paging parameters a request supplied, in the order they were read,
+/// to rebuild its `next` link.
+#[derive(Clone, Debug, Default)]
+pub struct LinkParams(Vec<(&'static str, String)>);
+
+impl LinkParams {
+    /// No parameters yet.
+    pub fn new() -> LinkParams {
+        LinkParams::default()
+    }
+
+    /// Adds a parameter when the request supplied it.
+    pub fn with(mut self, name: &'static str, value: Option<impl ToString>) -> LinkParams {
+        if let Some(value) = value {
+            self.0.push((name, value.to_string()));
+        }
+        self
+    }
+
+    /// The `next` link for a page ending at `marker`.
+    pub fn link(&self, path: &str, marker: &str) -> String {
+        next_link(path, &self.0, marker)
+    }
+}
+
 /// Builds a `next` link: `path` plus the given parameters in order, with
 /// `marker` replaced in place or appended.
 pub fn next_link(path: &str, params: &[(&str, String)], marker: &str) -> String {

@@ -12,7 +12,7 @@ use zaqar_catalog::{Flavor, Pool};
 use crate::context::{PathParams, RequestContext};
 use crate::error::{ApiError, ApiResult};
 use crate::present::{self, links};
-use crate::query::{QueryParams, next_link};
+use crate::query::{LinkParams, QueryParams};
 use crate::routes::pools::{catalog_failed, pooling, read_object, require_admin};
 use crate::state::AppState;
 
@@ -100,19 +100,13 @@ pub async fn list(
         .all_pools()
         .await
         .map_err(catalog_failed("Flavors could not be listed."))?;
-    let next = flavors.last().map(|last| {
-        let mut params: Vec<(&str, String)> = Vec::new();
-        if let Some(marker) = &marker {
-            params.push(("marker", marker.clone()));
-        }
-        if let Some(limit) = limit {
-            params.push(("limit", limit.to_string()));
-        }
-        if let Some(detailed) = detailed {
-            params.push(("detailed", detailed.to_string()));
-        }
-        next_link("/v2/flavors", &params, &last.name)
-    });
+    let params = LinkParams::new()
+        .with("marker", marker.as_ref())
+        .with("limit", limit)
+        .with("detailed", detailed);
+    let next = flavors
+        .last()
+        .map(|last| params.link("/v2/flavors", &last.name));
     let items: Vec<Value> = flavors
         .iter()
         .map(|flavor| {

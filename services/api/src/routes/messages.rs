@@ -14,7 +14,7 @@ use crate::context::{PathParams, RequestContext};
 use crate::error::{ApiError, ApiResult};
 use crate::metadata::MIN_MESSAGE_TTL;
 use crate::present::{self, MessageView, PoppedView, links};
-use crate::query::{QueryParams, next_link, parse_int};
+use crate::query::{LinkParams, QueryParams, parse_int};
 use crate::routes::queues::parse_metadata;
 use crate::state::AppState;
 
@@ -241,33 +241,18 @@ pub async fn list_or_get_many(
         .list_messages(scope, &list_query)
         .await
         .map_err(ApiError::storage("Messages could not be listed."))?;
+    let params = LinkParams::new()
+        .with("marker", marker.as_ref())
+        .with("limit", limit)
+        .with("echo", echo)
+        .with("include_claimed", include_claimed)
+        .with("include_delayed", include_delayed);
+    let path = format!("{}/messages", present::resource_path(scope));
     let next = page
         .next_marker
         .as_ref()
         .filter(|_| !page.messages.is_empty())
-        .map(|last| {
-            let mut params: Vec<(&str, String)> = Vec::new();
-            if let Some(marker) = &marker {
-                params.push(("marker", marker.clone()));
-            }
-            if let Some(limit) = limit {
-                params.push(("limit", limit.to_string()));
-            }
-            for (name, value) in [
-                ("echo", echo),
-                ("include_claimed", include_claimed),
-                ("include_delayed", include_delayed),
-            ] {
-                if let Some(value) = value {
-                    params.push((name, value.to_string()));
-                }
-            }
-            next_link(
-                &format!("{}/messages", present::resource_path(scope)),
-                &params,
-                last,
-            )
-        });
+        .map(|last| params.link(&path, last));
     let views: Vec<MessageView> = page
         .messages
         .iter()

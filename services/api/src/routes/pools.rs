@@ -16,7 +16,7 @@ use crate::context::{PathParams, RequestContext};
 use crate::error::{ApiError, ApiResult};
 use crate::forward::catalog::CatalogPlacement;
 use crate::present::{self, links};
-use crate::query::{QueryParams, next_link};
+use crate::query::{LinkParams, QueryParams};
 use crate::state::AppState;
 
 /// Longest pool URI and flavor name.
@@ -169,19 +169,13 @@ pub async fn list(
         .pools(marker.as_deref(), limit.unwrap_or(10) as usize)
         .await
         .map_err(catalog_failed("Pools could not be listed."))?;
-    let next = pools.last().map(|last| {
-        let mut params: Vec<(&str, String)> = Vec::new();
-        if let Some(marker) = &marker {
-            params.push(("marker", marker.clone()));
-        }
-        if let Some(limit) = limit {
-            params.push(("limit", limit.to_string()));
-        }
-        if let Some(detailed) = detailed {
-            params.push(("detailed", detailed.to_string()));
-        }
-        next_link("/v2/pools", &params, &last.name)
-    });
+    let params = LinkParams::new()
+        .with("marker", marker.as_ref())
+        .with("limit", limit)
+        .with("detailed", detailed);
+    let next = pools
+        .last()
+        .map(|last| params.link("/v2/pools", &last.name));
     let items: Vec<Value> = pools
         .iter()
         .map(|pool| view(pool, detailed == Some(true)))

@@ -16,7 +16,7 @@ use crate::context::RequestContext;
 use crate::error::{ApiError, ApiResult};
 use crate::metadata;
 use crate::present::{self, links};
-use crate::query::{QueryParams, next_link, parse_int};
+use crate::query::{LinkParams, QueryParams, parse_int};
 use crate::state::AppState;
 
 /// How often a PATCH retries when the metadata changed underneath it.
@@ -183,32 +183,17 @@ pub async fn list(
             break;
         }
     }
+    let params = LinkParams::new()
+        .with("marker", marker.as_ref())
+        .with("limit", limit)
+        .with("detailed", detailed)
+        .with("name", name.as_ref())
+        .with("with_count", with_count);
+    let path = format!("/v2/{}", collection_name(namespace));
     let next = items
         .last()
         .and_then(|item| item["name"].as_str())
-        .map(|last| {
-            let mut params: Vec<(&str, String)> = Vec::new();
-            if let Some(marker) = &marker {
-                params.push(("marker", marker.clone()));
-            }
-            if let Some(limit) = limit {
-                params.push(("limit", limit.to_string()));
-            }
-            if let Some(detailed) = detailed {
-                params.push(("detailed", detailed.to_string()));
-            }
-            if let Some(name) = &name {
-                params.push(("name", name.clone()));
-            }
-            if let Some(with_count) = with_count {
-                params.push(("with_count", with_count.to_string()));
-            }
-            next_link(
-                &format!("/v2/{}", collection_name(namespace)),
-                &params,
-                last,
-            )
-        });
+        .map(|last| params.link(&path, last));
     let mut body = json!({
         collection_name(namespace): items,
         "links": links(next),

@@ -14,7 +14,7 @@ use crate::context::{PathParams, RequestContext};
 use crate::error::{ApiError, ApiResult};
 use crate::metadata::{truthy, validate_retry_policy};
 use crate::present::{self, links};
-use crate::query::{QueryParams, next_link};
+use crate::query::{LinkParams, QueryParams};
 use crate::routes::queues::parse_metadata;
 use crate::state::AppState;
 
@@ -206,20 +206,13 @@ pub async fn list(
         .list_subscriptions(scope, marker.as_deref(), limit.unwrap_or(10) as u32)
         .await
         .map_err(ApiError::storage("Subscriptions could not be listed."))?;
-    let next = subscriptions.last().map(|last| {
-        let mut params: Vec<(&str, String)> = Vec::new();
-        if let Some(marker) = &marker {
-            params.push(("marker", marker.clone()));
-        }
-        if let Some(limit) = limit {
-            params.push(("limit", limit.to_string()));
-        }
-        next_link(
-            &format!("{}/subscriptions", present::resource_path(scope)),
-            &params,
-            &last.id,
-        )
-    });
+    let params = LinkParams::new()
+        .with("marker", marker.as_ref())
+        .with("limit", limit);
+    let path = format!("{}/subscriptions", present::resource_path(scope));
+    let next = subscriptions
+        .last()
+        .map(|last| params.link(&path, &last.id));
     let views: Vec<Value> = subscriptions.iter().map(view).collect();
     Ok(present::json(
         StatusCode::OK,
