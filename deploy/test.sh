@@ -143,8 +143,8 @@ export ZAQAR_BIN="$ROOT/target/debug/zaqar"
 start_zaqar() {
     local role=$1
     shift
-    local out="$WORK/$role.out"
-    "$ZAQAR_BIN" "$role" --listen 127.0.0.1:0 "$@" >"$out" 2>"$WORK/$role.log" &
+    local out="$WORK/$role-${#PIDS[@]}.out"
+    "$ZAQAR_BIN" "$role" --listen 127.0.0.1:0 "$@" >"$out" 2>"${out%.out}.log" &
     PIDS+=("$!")
     for _ in $(seq 200); do
         STARTED_ADDR=$(sed -n 's/^listening on //p' "$out")
@@ -152,7 +152,7 @@ start_zaqar() {
         sleep 0.05
     done
     log "zaqar $role did not start:"
-    cat "$WORK/$role.log" >&2
+    cat "${out%.out}.log" >&2
     return 1
 }
 
@@ -163,3 +163,15 @@ log "python-zaqarclient against zaqar api + zaqar storage"
 start_zaqar storage --backend "$REDIS_URL"
 start_zaqar api --storage "http://$STARTED_ADDR"
 tests/python/run.sh "http://$STARTED_ADDR"
+
+log "python-zaqarclient (with pools and flavors) against a pooled cluster on etcd"
+POOL_URI="$REDIS_URL/5"
+start_zaqar storage --backend "$POOL_URI" --etcd "$ETCD_URL"
+export ZAQAR_API__ADMIN_MODE=true ZAQAR_API__DEFAULT_ROLES='[admin]'
+start_zaqar api --etcd "$ETCD_URL"
+POOLED_API="http://$STARTED_ADDR"
+curl -sf -X PUT "$POOLED_API/v2/pools/pool1" \
+    -H 'Client-ID: 3381af92-2b9e-11e3-b191-71861300734c' -H 'X-Project-ID: admin' \
+    -H 'Content-Type: application/json' \
+    -d "{\"uri\": \"$POOL_URI\", \"weight\": 100}" >/dev/null
+ZAQAR_PY_TESTS="test_zaqarclient_pools.py test_zaqarclient.py" tests/python/run.sh "$POOLED_API"

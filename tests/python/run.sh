@@ -7,7 +7,9 @@
 #
 # Creates (or reuses) a virtualenv at ${ZAQAR_PY_VENV:-/tmp/zaqar-py-venv},
 # installs requirements.txt into it when it is not installed yet, then runs
-# pytest on test_zaqarclient.py with ZAQAR_URL exported. Exits with pytest's
+# pytest on ${ZAQAR_PY_TESTS:-test_zaqarclient.py} (space-separated files of
+# this directory; test_zaqarclient_pools.py needs a pooled admin server) with
+# ZAQAR_URL exported. Exits with pytest's
 # status (124 if the run exceeds ${ZAQAR_PY_TIMEOUT:-900} seconds). Needs
 # python3 with the venv module and pip access to PyPI.
 set -euo pipefail
@@ -48,8 +50,12 @@ export PYTHONDONTWRITEBYTECODE=1
 cd "$here"
 set +e
 # Hard limit so that a server that stops answering cannot hang CI.
+files=()
+for file in ${ZAQAR_PY_TESTS:-test_zaqarclient.py}; do
+    files+=("$here/$file")
+done
 timeout "${ZAQAR_PY_TIMEOUT:-900}" \
-    "$py" -m pytest -p no:cacheprovider -v "$here/test_zaqarclient.py" "$@"
+    "$py" -m pytest -p no:cacheprovider -v "${files[@]}" "$@"
 status=$?
 set -e
 exit "$status"

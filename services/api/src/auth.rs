@@ -40,21 +40,31 @@ pub trait Authenticator: Send + Sync + 'static {
     async fn authenticate(&self, headers: &HeaderMap) -> ApiResult<Identity>;
 }
 
-/// No token checks: project from the project header, roles from `X-Roles`.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Unauthenticated;
+/// No token checks: project from the project header, roles from `X-Roles`
+/// (or the configured default roles when a request sends none).
+#[derive(Clone, Debug, Default)]
+pub struct Unauthenticated {
+    /// Roles of requests without `X-Roles`.
+    pub default_roles: Vec<String>,
+}
 
 #[async_trait]
 impl Authenticator for Unauthenticated {
     async fn authenticate(&self, headers: &HeaderMap) -> ApiResult<Identity> {
-        let roles = ["x-roles", "x-role"]
+        let sent: Vec<&str> = ["x-roles", "x-role"]
             .iter()
             .filter_map(|name| headers.get(*name))
             .filter_map(|value| value.to_str().ok())
-            .flat_map(|roles| roles.split(','))
-            .map(|role| role.trim().to_string())
-            .filter(|role| !role.is_empty())
             .collect();
+        let roles = if sent.is_empty() {
+            self.default_roles.clone()
+        } else {
+            sent.iter()
+                .flat_map(|roles| roles.split(','))
+                .map(|role| role.trim().to_string())
+                .filter(|role| !role.is_empty())
+                .collect()
+        };
         Ok(Identity {
             project: None,
             roles,
@@ -71,11 +81,20 @@ mod tests {
     #[tokio::test]
     async fn roles_come_from_x_roles_without_authentication() {
         let mut headers = HeaderMap::new();
-        let identity = Unauthenticated.authenticate(&headers).await.unwrap();
-        assert!(!identity.is_admin());
+        let plain = Unauthenticated::default();
+        assert!(!plain.authenticate(&headers).await.unwrap().is_admin());
+        let trusting = Unauthenticated {
+            default_roles: vec!["admin".into()],
+        };
+        assert!(trusting.authenticate(&headers).await.unwrap().is_admin());
         headers.insert("x-roles", HeaderValue::from_static("member, Admin"));
-        let identity = Unauthenticated.authenticate(&headers).await.unwrap();
+        let identity = plain.authenticate(&headers).await.unwrap();
         assert!(identity.is_admin());
         assert_eq!(identity.project, None);
+        headers.insert("x-roles", HeaderValue::from_static("member"));
+        assert!(
+            !trusting.authenticate(&headers).await.unwrap().is_admin(),
+            "sent roles win"
+        );
     }
 }

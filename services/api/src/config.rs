@@ -31,6 +31,10 @@ pub struct ApiConfig {
     pub etcd: Vec<String>,
     /// Root of the catalog's keys in etcd.
     pub catalog_root: String,
+    /// Unauthenticated mode only: roles assumed for requests that send no
+    /// `X-Roles` (e.g. `["admin"]` for a trusted test cluster driven by
+    /// clients that cannot send roles). Empty by default.
+    pub default_roles: Vec<String>,
     /// Enables `/v2/health` (and, with pooling, the pool and flavor APIs).
     pub admin_mode: bool,
     /// How long a request may take before it fails with 503.
@@ -50,6 +54,7 @@ impl Default for ApiConfig {
             storage: String::new(),
             etcd: Vec::new(),
             catalog_root: "/zaqar".into(),
+            default_roles: Vec::new(),
             admin_mode: false,
             request_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(10),

@@ -23,21 +23,21 @@ pub struct AppState {
 impl AppState {
     /// Bundles a configuration and a placement, unauthenticated.
     pub fn new(config: ApiConfig, placement: Arc<dyn Placement>) -> AppState {
+        let auth = Arc::new(Unauthenticated {
+            default_roles: config.default_roles.clone(),
+        });
         AppState {
             config: Arc::new(config),
             placement,
-            auth: Arc::new(Unauthenticated),
+            auth,
             pooling: None,
         }
     }
 
     /// A pooled deployment: queues placed on pools through the catalog.
     pub fn pooled(config: ApiConfig, placement: Arc<CatalogPlacement>) -> AppState {
-        AppState {
-            config: Arc::new(config),
-            placement: placement.clone(),
-            auth: Arc::new(Unauthenticated),
-            pooling: Some(placement),
-        }
+        let mut state = AppState::new(config, placement.clone());
+        state.pooling = Some(placement);
+        state
     }
 }
