@@ -44,6 +44,9 @@ PIDS=()
 
 cleanup() {
     local status=$?
+    if [ -n "${CLUSTER_DIR:-}" ] && [ -f "$CLUSTER_DIR/pids" ]; then
+        deploy/local/cluster.sh down >/dev/null 2>&1 || true
+    fi
     for pid in "${PIDS[@]}"; do
         kill -TERM "$pid" 2>/dev/null || true
     done
@@ -95,8 +98,11 @@ start_etcd() {
         dir="$WORK/etcd-$client"
         mkdir -p "$dir"
         # etcd reads every ETCD_* variable as a flag: start it without them.
-        env $(env | sed -n 's/^\(ETCD_[A-Za-z0-9_]*\)=.*/-u \1/p') \
-            etcd --name test --data-dir "$dir/data" \
+        local unset=()
+        while IFS= read -r name; do
+            unset+=(-u "$name")
+        done < <(env | sed -n 's/^\(ETCD_[A-Za-z0-9_]*\)=.*/\1/p')
+        env "${unset[@]}" etcd --name test --data-dir "$dir/data" \
             --listen-client-urls "http://127.0.0.1:$client" \
             --advertise-client-urls "http://127.0.0.1:$client" \
             --listen-peer-urls "http://127.0.0.1:$peer" \
@@ -175,3 +181,18 @@ curl -sf -X PUT "$POOLED_API/v2/pools/pool1" \
     -H 'Content-Type: application/json' \
     -d "{\"uri\": \"$POOL_URI\", \"weight\": 100}" >/dev/null
 ZAQAR_PY_TESTS="test_zaqarclient_pools.py test_zaqarclient.py" tests/python/run.sh "$POOLED_API"
+
+log "deploy/local/cluster.sh up, a message through one API node and back through the other, down"
+export CLUSTER_DIR="$WORK/cluster"
+deploy/local/cluster.sh up >"$WORK/cluster.endpoints"
+mapfile -t APIS < <(sed -n 's/^api //p' "$WORK/cluster.endpoints")
+HEADERS=(-H 'Client-ID: 3381af92-2b9e-11e3-b191-71861300734c' -H 'X-Project-ID: smoke'
+    -H 'Content-Type: application/json')
+curl -sf -X POST "${APIS[0]}/v2/queues/smoke/messages" "${HEADERS[@]}" \
+    -d '{"messages": [{"body": "across the cluster"}]}' >/dev/null
+SEEN=$(curl -sf "${APIS[1]}/v2/queues/smoke/messages?echo=true" "${HEADERS[@]}")
+deploy/local/cluster.sh down
+case "$SEEN" in
+    *'"across the cluster"'*) log "cluster smoke test passed" ;;
+    *) log "cluster smoke test failed: $SEEN"; exit 1 ;;
+esac

@@ -191,7 +191,8 @@ fn healthy(address: SocketAddr) -> bool {
 fn is_member(address: SocketAddr, peer: &str) -> bool {
     let request = "POST /v3/cluster/member/list HTTP/1.0\r\nHost: 127.0.0.1\r\n\
                    Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{}";
-    http_ok_body(address, request).is_some_and(|body| body.contains(&format!("\"{peer}\"")))
+    let ours = format!(r#""peerURLs":["{peer}"]"#);
+    http_ok_body(address, request).is_some_and(|body| body.contains(&ours))
 }
 
 /// Sends a raw HTTP/1.0 `request` and returns the body of a 200 reply.

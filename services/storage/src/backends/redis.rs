@@ -326,12 +326,16 @@ impl Inner {
             prefixes.dedup();
             // Heal the project indexes: every queue found is (re)indexed.
             let mut heal = redis::pipe();
+            let mut healing = false;
             for key in &keys {
                 if let Some((index, name)) = key.strip_suffix(":q").and_then(index_of_prefix) {
                     heal.cmd("ZADD").arg(index).arg(0).arg(name).ignore();
+                    healing = true;
                 }
             }
-            let _: () = heal.query_async(&mut conn).await?;
+            if healing {
+                let _: () = heal.query_async(&mut conn).await?;
+            }
             for prefix in prefixes {
                 let mut sweep = self.invocation(&self.scripts.queue_sweep, prefix);
                 sweep.arg(1000);
@@ -1125,6 +1129,14 @@ mod conformance {
     }
 
     crate::backend_conformance_suite!(redis_fixture);
+
+    /// Sweeping a database without queues is a no-op, not an error.
+    #[tokio::test]
+    async fn sweep_of_an_empty_database_succeeds() {
+        let backend =
+            RedisBackend::connect(&format!("{}/14", test_url()), &RedisConfig::default()).unwrap();
+        assert_eq!(backend.sweep_now().await.unwrap(), 0);
+    }
 
     /// The sweeper frees the memory of expired messages and claims.
     #[tokio::test]
