@@ -135,7 +135,7 @@ log "cargo clippy"
 cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 
 log "building"
-cargo build --workspace --bins --locked
+cargo build --workspace --bins --all-features --locked
 
 start_redis
 log "test redis at $REDIS_URL"
@@ -163,7 +163,7 @@ start_zaqar() {
 }
 
 log "cargo nextest run"
-cargo nextest run --workspace --locked --no-fail-fast "$@"
+cargo nextest run --workspace --all-features --locked --no-fail-fast "$@"
 
 log "python-zaqarclient against zaqar api + zaqar storage"
 start_zaqar storage --backend "$REDIS_URL"

@@ -1,8 +1,9 @@
 //! Generates the storage protocol code and its descriptor set into `OUT_DIR`.
 //!
-//! `protoc` comes from the `PROTOC` environment variable, else from `PATH`
-//! (Debian `protobuf-compiler`, installed by `deploy/test.sh`). Nothing is
-//! downloaded at build time.
+//! `protoc` comes from the `PROTOC` environment variable, else from `PATH`,
+//! else from the `protoc-bin-vendored` crate (Google's binaries, fetched
+//! with the other crates from crates.io), so a bare machine with only the
+//! Rust toolchain builds. Nothing is downloaded at build time.
 
 use std::path::PathBuf;
 
@@ -11,13 +12,15 @@ fn find_protoc() -> Result<PathBuf, String> {
         return Ok(PathBuf::from(path));
     }
     let path_var = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path_var)
+    if let Some(found) = std::env::split_paths(&path_var)
         .map(|dir| dir.join("protoc"))
         .find(|candidate| candidate.is_file())
-        .ok_or_else(|| {
-            "protoc not found: install protobuf-compiler (deploy/test.sh does) or set PROTOC"
-                .to_string()
-        })
+    {
+        return Ok(found);
+    }
+    protoc_bin_vendored::protoc_bin_path().map_err(|error| {
+        format!("protoc not found (no PROTOC, none on PATH, no vendored binary: {error})")
+    })
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -22,6 +22,7 @@ pub enum CatalogError {
     Invalid(String),
 }
 
+#[cfg(feature = "etcd")]
 impl From<etcd_client::Error> for CatalogError {
     fn from(error: etcd_client::Error) -> Self {
         CatalogError::Unavailable(error.to_string())

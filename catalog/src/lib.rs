@@ -2,7 +2,7 @@
 //! storage nodes serving each pool.
 //!
 //! - [`store`]: the [`CatalogStore`](store::CatalogStore) key-value seam,
-//!   with [`EtcdStore`](store::etcd::EtcdStore) for clusters and
+//!   with `store::etcd::EtcdStore` for clusters (feature `etcd`) and
 //!   [`EmbeddedStore`](store::embedded::EmbeddedStore) in process.
 //! - [`keys`]: every key, documented in one place.
 //! - [`model`]: the records. [`catalog`]: typed access to them.

@@ -5,6 +5,7 @@
 //! Both implementations pass the same conformance suite.
 
 pub mod embedded;
+#[cfg(feature = "etcd")]
 pub mod etcd;
 
 use std::sync::Arc;

@@ -22,7 +22,7 @@
 #                directory)
 #   POOLS        comma list of pool kinds (default redis,redis); only `redis`
 #                is supported yet (other kinds: exit 2, nothing started)
-#   ZAQAR_BIN    the zaqar binary; default: `cargo build --release --bin
+#   ZAQAR_BIN    the zaqar binary; default: `cargo build --release -p zaqar --features etcd --bin
 #                zaqar` in the repository, then target/release/zaqar
 #   RUST_LOG     log filter for the zaqar processes (default info)
 #
@@ -451,8 +451,8 @@ find_zaqar() {
         ZAQAR=$ZAQAR_BIN
         return 0
     fi
-    log "building zaqar (cargo build --release --bin zaqar)"
-    (cd "$ROOT" && cargo build --release --quiet --bin zaqar) >&2 || die "cargo build failed"
+    log "building zaqar (cargo build --release -p zaqar --features etcd --bin zaqar)"
+    (cd "$ROOT" && cargo build --release --quiet -p zaqar --features etcd --bin zaqar) >&2 || die "cargo build failed"
     ZAQAR="$ROOT/target/release/zaqar"
     [ -x "$ZAQAR" ] || die "$ZAQAR was not built"
 }

@@ -9,4 +9,5 @@ mod api_messages;
 mod api_queues;
 mod api_subscriptions;
 mod cluster;
+mod standalone;
 mod storage_node;

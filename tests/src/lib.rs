@@ -228,6 +228,12 @@ impl ApiNode {
         )
     }
 
+    /// Starts `zaqar standalone` on its embedded store in `dir`.
+    pub fn standalone_in(dir: &Path) -> anyhow::Result<ApiNode> {
+        let dir = dir.to_string_lossy().into_owned();
+        Self::start_role("standalone", &["--data-dir", &dir], &[])
+    }
+
     /// Starts `zaqar standalone --backend URI`.
     pub fn standalone(backend: &str, env: &[(&str, &str)]) -> anyhow::Result<ApiNode> {
         Self::start_role("standalone", &["--backend", backend], env)

@@ -1,5 +1,6 @@
 //! Backend implementations, chosen once at startup from the pool URI scheme.
 
+pub mod embedded;
 pub mod redis;
 
 use std::sync::Arc;
@@ -7,10 +8,11 @@ use std::sync::Arc;
 use crate::backend::BackendRef;
 use crate::error::{Result, StorageError};
 
+pub use self::embedded::EmbeddedBackend;
 pub use self::redis::{RedisBackend, RedisConfig};
 
 /// The URI schemes this build can serve.
-pub const SUPPORTED_SCHEMES: [&str; 1] = ["redis"];
+pub const SUPPORTED_SCHEMES: [&str; 2] = ["redis", "embedded"];
 
 /// Opens the backend named by `uri`, rejecting unknown schemes with the list
 /// of valid ones.
@@ -21,6 +23,10 @@ pub fn open(uri: &str, redis: &RedisConfig) -> Result<BackendRef> {
         .unwrap_or("");
     match scheme {
         "redis" => Ok(Arc::new(RedisBackend::connect(uri, redis)?)),
+        "embedded" => Ok(Arc::new(EmbeddedBackend::open_uri(
+            uri,
+            redis.sweep_interval,
+        )?)),
         _ => Err(StorageError::Invalid(format!(
             "unsupported backend uri {uri:?}: the scheme must be one of {}",
             SUPPORTED_SCHEMES.join(", ")

@@ -3,12 +3,12 @@
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
+#[cfg(feature = "etcd")]
 use std::time::Duration;
 
 use anyhow::Context;
 use serde::Serialize;
 use tokio::net::TcpListener;
-use zaqar_api::forward::catalog::CatalogPlacement;
 use zaqar_api::{ApiConfig, AppState, SingleNode};
 use zaqar_storage::GrpcBackend;
 
@@ -24,6 +24,24 @@ struct Flags {
     storage: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     etcd: Option<Vec<String>>,
+}
+
+/// The state of a pooled API node: placement through the etcd catalog.
+#[cfg(feature = "etcd")]
+async fn pooled(config: ApiConfig) -> anyhow::Result<AppState> {
+    let store = zaqar_catalog::store::etcd::EtcdStore::connect(&config.etcd).await?;
+    let catalog = zaqar_catalog::Catalog::new(Arc::new(store), &config.catalog_root);
+    let view = zaqar_catalog::CatalogView::start(catalog, Duration::from_secs(5)).await;
+    Ok(AppState::pooled(
+        config,
+        Arc::new(zaqar_api::forward::catalog::CatalogPlacement::new(view)),
+    ))
+}
+
+/// Without etcd support, a configured etcd is an error.
+#[cfg(not(feature = "etcd"))]
+async fn pooled(_config: ApiConfig) -> anyhow::Result<AppState> {
+    anyhow::bail!("this zaqar was built without etcd support: rebuild with `--features etcd`")
 }
 
 /// Loads the configuration and serves the API until SIGTERM.
@@ -44,10 +62,7 @@ pub async fn run(
     )?;
     config.validate().map_err(anyhow::Error::msg)?;
     let state = if !config.etcd.is_empty() {
-        let store = zaqar_catalog::store::etcd::EtcdStore::connect(&config.etcd).await?;
-        let catalog = zaqar_catalog::Catalog::new(Arc::new(store), &config.catalog_root);
-        let view = zaqar_catalog::CatalogView::start(catalog, Duration::from_secs(5)).await;
-        AppState::pooled(config, Arc::new(CatalogPlacement::new(view)))
+        pooled(config).await?
     } else if !config.storage.is_empty() {
         let backend = GrpcBackend::connect_lazy(&config.storage)?;
         AppState::new(config, Arc::new(SingleNode::new(Arc::new(backend))))

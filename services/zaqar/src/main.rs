@@ -24,16 +24,21 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Runs the whole service in one process: the HTTP API and a storage
-    /// node on the given backend, without a gRPC hop between them.
+    /// Runs the whole service in one process: the HTTP API on an embedded,
+    /// durable store (or on the given backend), nothing else to install.
     Standalone {
         /// Address of the HTTP API (port 0 picks a free port; the bound
         /// address is printed on stdout as `listening on ADDR`).
         #[arg(long)]
         listen: Option<std::net::SocketAddr>,
-        /// The backend URI, e.g. `redis://127.0.0.1:6379/0`.
+        /// The backend URI, e.g. `redis://127.0.0.1:6379/0`; by default the
+        /// embedded store in `--data-dir`.
         #[arg(long)]
         backend: Option<String>,
+        /// Directory of the embedded store (default
+        /// `$XDG_DATA_HOME/zaqar`, else `~/.local/share/zaqar`).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
         /// A TOML configuration file (see `deploy/config/standalone.toml`).
         #[arg(long)]
         config: Option<PathBuf>,
@@ -93,8 +98,9 @@ fn main() -> ExitCode {
             Command::Standalone {
                 listen,
                 backend,
+                data_dir,
                 config,
-            } => standalone::run(config.as_deref(), listen, backend).await,
+            } => standalone::run(config.as_deref(), listen, backend, data_dir).await,
             Command::Api {
                 listen,
                 storage,

@@ -2,7 +2,7 @@
 //! API calling the backend directly (no gRPC hop).
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -20,8 +20,11 @@ use crate::{settings, shutdown};
 pub struct StandaloneConfig {
     /// Address of the HTTP API (overrides `api.listen`).
     pub listen: Option<SocketAddr>,
-    /// The backend URI.
+    /// The backend URI; empty means the embedded store in `data_dir`.
     pub backend: String,
+    /// Directory of the embedded store (default: `$XDG_DATA_HOME/zaqar`,
+    /// else `~/.local/share/zaqar`, else `./zaqar-data`).
+    pub data_dir: Option<PathBuf>,
     /// Redis backend settings.
     pub redis: RedisConfig,
     /// API settings (`storage` is unused here).
@@ -35,6 +38,19 @@ struct Flags {
     listen: Option<SocketAddr>,
     #[serde(skip_serializing_if = "Option::is_none")]
     backend: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data_dir: Option<PathBuf>,
+}
+
+/// Where the embedded store lives when no directory is configured.
+pub fn default_data_dir() -> PathBuf {
+    if let Some(data) = std::env::var_os("XDG_DATA_HOME").filter(|dir| !dir.is_empty()) {
+        return PathBuf::from(data).join("zaqar");
+    }
+    if let Some(home) = std::env::var_os("HOME").filter(|dir| !dir.is_empty()) {
+        return PathBuf::from(home).join(".local/share/zaqar");
+    }
+    PathBuf::from("zaqar-data")
 }
 
 /// Opens the backend and serves the API on it until SIGTERM.
@@ -42,11 +58,18 @@ pub async fn run(
     file: Option<&Path>,
     listen: Option<SocketAddr>,
     backend: Option<String>,
+    data_dir: Option<PathBuf>,
 ) -> anyhow::Result<()> {
-    let config: StandaloneConfig = settings::load("standalone", file, Flags { listen, backend })?;
+    let flags = Flags {
+        listen,
+        backend,
+        data_dir,
+    };
+    let mut config: StandaloneConfig = settings::load("standalone", file, flags)?;
     config.api.validate().map_err(anyhow::Error::msg)?;
     if config.backend.is_empty() {
-        anyhow::bail!("no backend configured: pass --backend redis://HOST:PORT[/DB]");
+        let dir = config.data_dir.clone().unwrap_or_else(default_data_dir);
+        config.backend = format!("embedded://{}", dir.display());
     }
     let backend = zaqar_storage::backends::open(&config.backend, &config.redis)?;
     let address = config.listen.unwrap_or(config.api.listen);
@@ -79,11 +102,13 @@ mod tests {
             Flags {
                 listen: None,
                 backend: None,
+                data_dir: None,
             },
         )
         .unwrap();
         config.api.validate().unwrap();
-        assert_eq!(config.backend, "redis://127.0.0.1:6379/0");
+        assert_eq!(config.backend, "");
+        assert_eq!(config.data_dir, Some(PathBuf::from("zaqar-data")));
         assert_eq!(config.api.limits.max_claim_ttl, 43_200);
     }
 }

@@ -24,6 +24,7 @@ struct Flags {
 
 /// Registers the node in the catalog (when etcd is configured) for as long
 /// as the returned lease lives.
+#[cfg(feature = "etcd")]
 async fn register(
     config: &StorageNodeConfig,
     address: SocketAddr,
@@ -47,6 +48,15 @@ async fn register(
         .context("cannot register in etcd")?;
     tracing::info!(id = %node.id, address = %node.address, "registered in the catalog");
     Ok(Some(lease))
+}
+
+/// Without etcd support, a configured etcd is an error.
+#[cfg(not(feature = "etcd"))]
+async fn register(config: &StorageNodeConfig, _address: SocketAddr) -> anyhow::Result<Option<()>> {
+    if config.etcd.is_empty() {
+        return Ok(None);
+    }
+    anyhow::bail!("this zaqar was built without etcd support: rebuild with `--features etcd`")
 }
 
 /// Loads the configuration, opens the backend and serves until SIGTERM.

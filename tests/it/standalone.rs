@@ -1,0 +1,136 @@
+//! `zaqar standalone` on its embedded store: durable across `kill -9`.
+
+use std::collections::HashMap;
+
+use serde_json::json;
+use zaqar_tests::{ApiNode, Http};
+
+/// Posts 1,000 messages and claims some, kills the process with SIGKILL,
+/// restarts it on the same directory, and finds every message (ids and
+/// bodies) and the claim behaving as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn acknowledged_data_survives_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = ApiNode::standalone_in(dir.path()).unwrap();
+    let http = Http::new(&node.url());
+    let mut posted: Vec<(String, serde_json::Value)> = Vec::new();
+    for batch in 0..10 {
+        let messages: Vec<_> = (0..100)
+            .map(|i| json!({"body": {"n": batch * 100 + i, "text": format!("message {}", batch * 100 + i)}, "ttl": 3600}))
+            .collect();
+        let reply = http
+            .json(
+                "POST",
+                "/v2/queues/durable/messages",
+                json!({"messages": messages.clone()}),
+            )
+            .await;
+        reply.expect("post", 201);
+        for (href, message) in reply.json["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .zip(messages)
+        {
+            let id = href
+                .as_str()
+                .unwrap()
+                .rsplit('/')
+                .next()
+                .unwrap()
+                .to_string();
+            posted.push((id, message["body"].clone()));
+        }
+    }
+    let (claim, claimed) = http.claim("durable", 10).await;
+    assert_eq!(claimed.len(), 10);
+
+    node.guard.kill();
+    let node = ApiNode::standalone_in(dir.path()).unwrap();
+    let http = Http::new(&node.url())
+        .with_project(&http.project)
+        .with_client_id(&http.client_id);
+
+    let mut seen: Vec<(String, serde_json::Value)> = Vec::new();
+    let mut path =
+        "/v2/queues/durable/messages?limit=20&echo=true&include_claimed=true".to_string();
+    loop {
+        let page = http.call("GET", &path).await;
+        page.expect("list after restart", 200);
+        let messages = page.json["messages"].as_array().unwrap().clone();
+        if messages.is_empty() {
+            break;
+        }
+        for message in messages {
+            seen.push((
+                message["id"].as_str().unwrap().to_string(),
+                message["body"].clone(),
+            ));
+        }
+        path = page.json["links"][0]["href"].as_str().unwrap().to_string();
+    }
+    assert_eq!(seen.len(), 1000, "every acknowledged message survives");
+    assert_eq!(seen, posted, "same ids, bodies and order");
+
+    let got = http
+        .call("GET", &format!("/v2/queues/durable/claims/{claim}"))
+        .await;
+    got.expect("the live claim is honoured after restart", 200);
+    let held: Vec<&str> = got.json["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(held, claimed.iter().map(String::as_str).collect::<Vec<_>>());
+    let visible = http.call("GET", "/v2/queues/durable/stats").await;
+    assert_eq!(visible.json["messages"]["claimed"], 10);
+    assert_eq!(visible.json["messages"]["total"], 1000);
+    http.call(
+        "DELETE",
+        &format!("/v2/queues/durable/messages/{}", claimed[0]),
+    )
+    .await
+    .expect("still claimed", 403);
+    http.call(
+        "DELETE",
+        &format!(
+            "/v2/queues/durable/messages/{}?claim_id={claim}",
+            claimed[0]
+        ),
+    )
+    .await
+    .expect("deleted with its claim", 204);
+    let next = http.call("POST", "/v2/queues/durable/claims?limit=5").await;
+    next.expect("new claims skip the held messages", 201);
+    let ids: HashMap<&str, ()> = claimed.iter().map(|id| (id.as_str(), ())).collect();
+    for message in next.json["messages"].as_array().unwrap() {
+        assert!(!ids.contains_key(message["id"].as_str().unwrap()));
+    }
+}
+
+/// The seed behaviours on the embedded backend, and the default listening
+/// address's flags.
+#[tokio::test]
+async fn seed_behaviours_on_the_embedded_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = ApiNode::standalone_in(dir.path()).unwrap();
+    let http = Http::new(&node.url());
+    http.call(
+        "DELETE",
+        "/v2/queues/nonexistent/messages/5f1e0c2a9d3e4b0001a1b2c3",
+    )
+    .await
+    .expect("E1", 204);
+    http.call("DELETE", "/v2/queues/nonexistent/messages?ids=a,b")
+        .await
+        .expect("E2", 204);
+    http.call("GET", "/v2/queues/nonexistent/messages?ids=a,b")
+        .await
+        .expect_error("E3", 404, "Not found", "No messages with IDs: ['a', 'b']");
+    http.call("GET", "/v2/ping").await.expect("ping", 204);
+    assert!(
+        dir.path().join("zaqar.redb").is_file(),
+        "the store lives in --data-dir"
+    );
+}
