@@ -11,7 +11,7 @@ use zaqar_tests::{ApiNode, Http};
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn acknowledged_data_survives_sigkill() {
     let dir = tempfile::tempdir().unwrap();
-    let mut node = ApiNode::standalone_in(dir.path()).unwrap();
+    let mut node = ApiNode::standalone_in(dir.path(), &[]).unwrap();
     let http = Http::new(&node.url());
     let mut posted: Vec<(String, serde_json::Value)> = Vec::new();
     for batch in 0..10 {
@@ -46,7 +46,7 @@ async fn acknowledged_data_survives_sigkill() {
     assert_eq!(claimed.len(), 10);
 
     node.guard.kill();
-    let node = ApiNode::standalone_in(dir.path()).unwrap();
+    let node = ApiNode::standalone_in(dir.path(), &[]).unwrap();
     let http = Http::new(&node.url())
         .with_project(&http.project)
         .with_client_id(&http.client_id);
@@ -114,7 +114,7 @@ async fn acknowledged_data_survives_sigkill() {
 #[tokio::test]
 async fn seed_behaviours_on_the_embedded_store() {
     let dir = tempfile::tempdir().unwrap();
-    let node = ApiNode::standalone_in(dir.path()).unwrap();
+    let node = ApiNode::standalone_in(dir.path(), &[]).unwrap();
     let http = Http::new(&node.url());
     http.call(
         "DELETE",
@@ -133,4 +133,83 @@ async fn seed_behaviours_on_the_embedded_store() {
         dir.path().join("zaqar.redb").is_file(),
         "the store lives in --data-dir"
     );
+}
+
+/// The whole API in one process: the management API over the embedded
+/// catalog, with the default pool registered on first start and further
+/// pools served in process; placements survive a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn management_api_in_one_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let admin_env = [("ZAQAR_STANDALONE__API__ADMIN_MODE", "true")];
+    let mut node = ApiNode::standalone_in(dir.path(), &admin_env).unwrap();
+    let http = Http::new(&node.url()).as_admin();
+    let pools = http.call("GET", "/v2/pools").await;
+    pools.expect("pools", 200);
+    assert_eq!(pools.json["pools"][0]["name"], "default");
+    let default_uri = pools.json["pools"][0]["uri"].as_str().unwrap().to_string();
+    assert!(default_uri.starts_with("embedded://"), "{default_uri}");
+
+    let redis_uri = format!("{}/7", zaqar_tests::test_redis_url());
+    http.json(
+        "PUT",
+        "/v2/pools/cache",
+        json!({"uri": redis_uri, "weight": 100, "flavor": "fast"}),
+    )
+    .await
+    .expect("second pool", 201);
+    http.json("PUT", "/v2/flavors/fast", json!({"pool_list": ["cache"]}))
+        .await
+        .expect("flavor", 201);
+    http.json("PUT", "/v2/queues/quick", json!({"_flavor": "fast"}))
+        .await
+        .expect("flavored queue", 201);
+    http.call("PUT", "/v2/queues/plain")
+        .await
+        .expect("plain queue", 201);
+    let quick = http.post_messages("quick", 2).await;
+    let plain = http.post_messages("plain", 3).await;
+    http.json(
+        "PUT",
+        "/v2/pools/bad",
+        json!({"uri": "redis://", "weight": 1}),
+    )
+    .await
+    .expect_error(
+        "unservable uri",
+        400,
+        "Invalid request body",
+        "cannot connect to redis://",
+    );
+
+    node.guard.kill();
+    let node = ApiNode::standalone_in(dir.path(), &admin_env).unwrap();
+    let http = Http::new(&node.url())
+        .as_admin()
+        .with_project(&http.project)
+        .with_client_id(&http.client_id);
+    let pools = http.call("GET", "/v2/pools").await;
+    assert_eq!(
+        pools.json["pools"].as_array().unwrap().len(),
+        2,
+        "pools survive a restart"
+    );
+    for (queue, ids) in [("quick", quick), ("plain", plain)] {
+        let listed = http
+            .call("GET", &format!("/v2/queues/{queue}/messages?echo=true"))
+            .await;
+        let found: Vec<&str> = listed.json["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            found,
+            ids.iter().map(String::as_str).collect::<Vec<_>>(),
+            "{queue} keeps its pool"
+        );
+    }
+    let queues = http.call("GET", "/v2/queues").await;
+    assert_eq!(queues.json["queues"].as_array().unwrap().len(), 2);
 }

@@ -211,6 +211,8 @@ pub struct ApiNode {
     pub guard: ChildGuard,
     /// `host:port` it listens on.
     pub address: String,
+    /// A standalone's private data directory, when the test did not give one.
+    _data: Option<TempDir>,
 }
 
 impl ApiNode {
@@ -229,14 +231,25 @@ impl ApiNode {
     }
 
     /// Starts `zaqar standalone` on its embedded store in `dir`.
-    pub fn standalone_in(dir: &Path) -> anyhow::Result<ApiNode> {
+    pub fn standalone_in(dir: &Path, env: &[(&str, &str)]) -> anyhow::Result<ApiNode> {
         let dir = dir.to_string_lossy().into_owned();
-        Self::start_role("standalone", &["--data-dir", &dir], &[])
+        Self::start_role("standalone", &["--data-dir", &dir], env)
     }
 
-    /// Starts `zaqar standalone --backend URI`.
+    /// Starts `zaqar standalone --backend URI` (its catalog in a private
+    /// temporary directory).
     pub fn standalone(backend: &str, env: &[(&str, &str)]) -> anyhow::Result<ApiNode> {
-        Self::start_role("standalone", &["--backend", backend], env)
+        let data = tempfile::Builder::new()
+            .prefix("zaqar-it-standalone-")
+            .tempdir()?;
+        let dir = data.path().to_string_lossy().into_owned();
+        let mut node = Self::start_role(
+            "standalone",
+            &["--backend", backend, "--data-dir", &dir],
+            env,
+        )?;
+        node._data = Some(data);
+        Ok(node)
     }
 
     fn start_role(role: &str, args: &[&str], env: &[(&str, &str)]) -> anyhow::Result<ApiNode> {
@@ -259,7 +272,11 @@ impl ApiNode {
         }
         let mut guard = ChildGuard::spawn(role, command)?;
         let address = wait_for_address(&mut guard)?;
-        Ok(ApiNode { guard, address })
+        Ok(ApiNode {
+            guard,
+            address,
+            _data: None,
+        })
     }
 
     /// The base URL, e.g. `http://127.0.0.1:1234`.

@@ -1,5 +1,7 @@
 //! The embedded catalog store: an in-process ordered map with watches, for
-//! `zaqar standalone` and tests of pure logic.
+//! `zaqar standalone`. [`EmbeddedStore::open`] keeps it in a redb file
+//! (written through on every change, read back at start); leased keys live
+//! in memory only, as they should not outlive the process.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -23,6 +25,14 @@ pub struct EmbeddedStore {
 struct Inner {
     entries: Mutex<BTreeMap<String, Vec<u8>>>,
     changes: broadcast::Sender<WatchEvent>,
+    file: Option<redb::Database>,
+}
+
+/// The table of a persistent store.
+const ENTRIES: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new("catalog");
+
+fn file_error(error: impl std::fmt::Display) -> CatalogError {
+    CatalogError::Unavailable(format!("catalog file failed: {error}"))
 }
 
 impl Default for EmbeddedStore {
@@ -32,15 +42,64 @@ impl Default for EmbeddedStore {
 }
 
 impl EmbeddedStore {
-    /// An empty store.
+    /// An empty store in memory.
     pub fn new() -> EmbeddedStore {
         let (changes, _) = broadcast::channel(WATCH_BUFFER);
         EmbeddedStore {
             inner: Arc::new(Inner {
                 entries: Mutex::new(BTreeMap::new()),
                 changes,
+                file: None,
             }),
         }
+    }
+
+    /// A store kept in the redb file at `path` (created if missing).
+    pub fn open(path: &std::path::Path) -> Result<EmbeddedStore> {
+        use redb::{ReadableDatabase, ReadableTable};
+        let file = redb::Database::create(path).map_err(file_error)?;
+        let mut entries = BTreeMap::new();
+        {
+            let txn = file.begin_write().map_err(file_error)?;
+            txn.open_table(ENTRIES).map_err(file_error)?;
+            txn.commit().map_err(file_error)?;
+        }
+        {
+            let txn = file.begin_read().map_err(file_error)?;
+            let table = txn.open_table(ENTRIES).map_err(file_error)?;
+            for entry in table.iter().map_err(file_error)? {
+                let (key, value) = entry.map_err(file_error)?;
+                entries.insert(key.value().to_string(), value.value().to_vec());
+            }
+        }
+        let (changes, _) = broadcast::channel(WATCH_BUFFER);
+        Ok(EmbeddedStore {
+            inner: Arc::new(Inner {
+                entries: Mutex::new(entries),
+                changes,
+                file: Some(file),
+            }),
+        })
+    }
+
+    /// Writes one change through to the file, if any (`None` deletes).
+    fn persist(&self, key: &str, value: Option<&[u8]>) -> Result<()> {
+        let Some(file) = &self.inner.file else {
+            return Ok(());
+        };
+        let txn = file.begin_write().map_err(file_error)?;
+        {
+            let mut table = txn.open_table(ENTRIES).map_err(file_error)?;
+            match value {
+                Some(value) => {
+                    table.insert(key, value).map_err(file_error)?;
+                }
+                None => {
+                    table.remove(key).map_err(file_error)?;
+                }
+            }
+        }
+        txn.commit().map_err(file_error)
     }
 
     fn entries(&self) -> Result<std::sync::MutexGuard<'_, BTreeMap<String, Vec<u8>>>> {
@@ -86,7 +145,11 @@ impl CatalogStore for EmbeddedStore {
     }
 
     async fn put(&self, key: &str, value: Vec<u8>) -> Result<()> {
-        self.entries()?.insert(key.to_string(), value.clone());
+        {
+            let mut entries = self.entries()?;
+            self.persist(key, Some(&value))?;
+            entries.insert(key.to_string(), value.clone());
+        }
         self.publish(WatchEvent::Put(Entry {
             key: key.to_string(),
             value,
@@ -100,6 +163,7 @@ impl CatalogStore for EmbeddedStore {
             if let Some(existing) = entries.get(key) {
                 return Ok((existing.clone(), false));
             }
+            self.persist(key, Some(&value))?;
             entries.insert(key.to_string(), value.clone());
             true
         };
@@ -111,7 +175,11 @@ impl CatalogStore for EmbeddedStore {
     }
 
     async fn delete(&self, key: &str) -> Result<()> {
-        let removed = self.entries()?.remove(key).is_some();
+        let removed = {
+            let mut entries = self.entries()?;
+            self.persist(key, None)?;
+            entries.remove(key).is_some()
+        };
         if removed {
             self.publish(WatchEvent::Delete(key.to_string()));
         }
@@ -119,14 +187,24 @@ impl CatalogStore for EmbeddedStore {
     }
 
     async fn put_leased(&self, key: &str, value: Vec<u8>, _ttl: Duration) -> Result<Lease> {
-        self.put(key, value).await?;
+        // Leased keys never reach the file: they die with the process.
+        self.entries()?.insert(key.to_string(), value.clone());
+        self.publish(WatchEvent::Put(Entry {
+            key: key.to_string(),
+            value,
+        }));
         let cancel = tokio_util::sync::CancellationToken::new();
         let store = self.clone();
         let owned = key.to_string();
         let released = cancel.clone();
         tokio::spawn(async move {
             released.cancelled().await;
-            let _ = store.delete(&owned).await;
+            let removed = store
+                .entries()
+                .map(|mut entries| entries.remove(&owned).is_some());
+            if removed.unwrap_or(false) {
+                store.publish(WatchEvent::Delete(owned));
+            }
         });
         Ok(Lease::new(cancel))
     }
@@ -188,4 +266,48 @@ mod conformance {
     }
 
     crate::catalog_conformance_suite!(embedded_fixture);
+
+    mod persistent {
+        use std::sync::Arc;
+
+        use super::EmbeddedStore;
+        use crate::conformance::Fixture;
+        use crate::store::CatalogStore;
+
+        async fn file_fixture() -> Fixture {
+            let dir = tempfile::tempdir().expect("temporary directory");
+            let store = EmbeddedStore::open(&dir.path().join("catalog.redb")).expect("open");
+            Fixture {
+                store: Arc::new(store),
+                guard: Some(Box::new(dir)),
+            }
+        }
+
+        crate::catalog_conformance_suite!(file_fixture);
+
+        /// What was written is read back by the next process; leased keys are not.
+        #[tokio::test]
+        async fn entries_survive_reopening() {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("catalog.redb");
+            {
+                let store = EmbeddedStore::open(&path).unwrap();
+                store.put("/a", b"1".to_vec()).await.unwrap();
+                store.put("/b", b"2".to_vec()).await.unwrap();
+                store.create_if_absent("/c", b"3".to_vec()).await.unwrap();
+                store.delete("/b").await.unwrap();
+                let _lease = store
+                    .put_leased("/node", b"n".to_vec(), std::time::Duration::from_secs(5))
+                    .await
+                    .unwrap();
+            }
+            // Let the lease's task finish and release the file.
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            let store = EmbeddedStore::open(&path).unwrap();
+            assert_eq!(store.get("/a").await.unwrap(), Some(b"1".to_vec()));
+            assert_eq!(store.get("/b").await.unwrap(), None);
+            assert_eq!(store.get("/c").await.unwrap(), Some(b"3".to_vec()));
+            assert_eq!(store.get("/node").await.unwrap(), None);
+        }
+    }
 }

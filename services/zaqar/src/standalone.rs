@@ -1,5 +1,6 @@
-//! `zaqar standalone`: the HTTP API and a storage node in one process, the
-//! API calling the backend directly (no gRPC hop).
+//! `zaqar standalone`: the whole service in one process — the HTTP API, the
+//! management API, an embedded catalog and every pool served in process
+//! (by default one embedded store), with no gRPC hop.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -7,8 +8,14 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
+use std::time::Duration;
 use tokio::net::TcpListener;
-use zaqar_api::{ApiConfig, AppState, SingleNode};
+
+use zaqar_api::forward::catalog::{CatalogPlacement, LocalOpener};
+use zaqar_api::{ApiConfig, ApiError, AppState};
+use zaqar_catalog::store::embedded::EmbeddedStore;
+use zaqar_catalog::{Catalog, CatalogView, Pool};
+use zaqar_storage::BackendRef;
 use zaqar_storage::backends::RedisConfig;
 
 use crate::settings::{announce, redact};
@@ -53,6 +60,47 @@ pub fn default_data_dir() -> PathBuf {
     PathBuf::from("zaqar-data")
 }
 
+/// Name of the pool registered on first start.
+pub const DEFAULT_POOL: &str = "default";
+/// The catalog file inside the data directory.
+pub const CATALOG_FILE: &str = "catalog.redb";
+
+/// The embedded catalog of a standalone process: kept in `dir`, with the
+/// default pool (the configured backend) registered on first start, and
+/// every pool served in process.
+async fn catalog_placement(
+    dir: &Path,
+    config: &StandaloneConfig,
+    default_backend: BackendRef,
+) -> anyhow::Result<Arc<CatalogPlacement>> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create data directory {}", dir.display()))?;
+    let store = EmbeddedStore::open(&dir.join(CATALOG_FILE))?;
+    let catalog = Catalog::new(Arc::new(store), "/zaqar");
+    if catalog.all_pools().await?.is_empty() {
+        catalog
+            .put_pool(&Pool {
+                name: DEFAULT_POOL.into(),
+                uri: config.backend.clone(),
+                weight: 100,
+                flavor: None,
+                options: serde_json::json!({}),
+            })
+            .await?;
+    }
+    let view = CatalogView::start(catalog, Duration::from_secs(1)).await;
+    let default_uri = config.backend.clone();
+    let redis = config.redis.clone();
+    let opener: LocalOpener = Arc::new(move |uri: &str| {
+        if uri == default_uri {
+            return Ok(default_backend.clone());
+        }
+        zaqar_storage::backends::open(uri, &redis)
+            .map_err(|error| ApiError::bad_body(format!("cannot connect to {uri}: {error}")))
+    });
+    Ok(Arc::new(CatalogPlacement::in_process(view, opener)))
+}
+
 /// Opens the backend and serves the API on it until SIGTERM.
 pub async fn run(
     file: Option<&Path>,
@@ -67,11 +115,12 @@ pub async fn run(
     };
     let mut config: StandaloneConfig = settings::load("standalone", file, flags)?;
     config.api.validate().map_err(anyhow::Error::msg)?;
+    let dir = config.data_dir.clone().unwrap_or_else(default_data_dir);
     if config.backend.is_empty() {
-        let dir = config.data_dir.clone().unwrap_or_else(default_data_dir);
         config.backend = format!("embedded://{}", dir.display());
     }
     let backend = zaqar_storage::backends::open(&config.backend, &config.redis)?;
+    let placement = catalog_placement(&dir, &config, backend).await?;
     let address = config.listen.unwrap_or(config.api.listen);
     let listener = TcpListener::bind(address)
         .await
@@ -80,7 +129,7 @@ pub async fn run(
     announce(bound)?;
     tracing::info!(address = %bound, backend = %redact(&config.backend), "standalone serving");
     let grace = config.api.shutdown_grace;
-    let state = AppState::new(config.api, Arc::new(SingleNode::new(backend)));
+    let state = AppState::pooled(config.api, placement);
     zaqar_api::serve(listener, state, shutdown::signal(), grace).await?;
     tracing::info!("standalone stopped");
     Ok(())

@@ -20,12 +20,18 @@ use crate::error::{ApiError, ApiResult};
 use crate::forward::Placement;
 use crate::forward::empty::EmptyBackend;
 
+/// Opens a pool's backend in this process, from its URI.
+pub type LocalOpener = Arc<dyn Fn(&str) -> ApiResult<BackendRef> + Send + Sync>;
+
 /// Routes queues to pools through the catalog.
 pub struct CatalogPlacement {
     view: CatalogView,
     channels: Mutex<HashMap<String, BackendRef>>,
     turn: AtomicUsize,
     empty: BackendRef,
+    /// In `zaqar standalone`, pools are served in process rather than by
+    /// storage nodes.
+    local: Option<LocalOpener>,
 }
 
 fn unavailable(error: CatalogError) -> ApiError {
@@ -34,14 +40,29 @@ fn unavailable(error: CatalogError) -> ApiError {
 }
 
 impl CatalogPlacement {
-    /// Routes through `view`.
+    /// Routes through `view` to the storage nodes registered there.
     pub fn new(view: CatalogView) -> CatalogPlacement {
         CatalogPlacement {
             view,
             channels: Mutex::new(HashMap::new()),
             turn: AtomicUsize::new(0),
             empty: Arc::new(EmptyBackend),
+            local: None,
         }
+    }
+
+    /// Routes through `view` to pools opened in this process by `opener`
+    /// (one backend per URI, opened on first use).
+    pub fn in_process(view: CatalogView, opener: LocalOpener) -> CatalogPlacement {
+        CatalogPlacement {
+            local: Some(opener),
+            ..CatalogPlacement::new(view)
+        }
+    }
+
+    /// Whether pools are served in this process.
+    pub fn serves_locally(&self) -> bool {
+        self.local.is_some()
     }
 
     /// The catalog view.
@@ -65,8 +86,20 @@ impl CatalogPlacement {
         Ok(backend)
     }
 
-    /// A backend for a pool: one of its live nodes, in turn.
+    /// A backend for a pool: in process, or one of its live nodes in turn.
     pub fn pool_backend(&self, pool: &Pool) -> ApiResult<BackendRef> {
+        if let Some(opener) = &self.local {
+            let mut channels = self
+                .channels
+                .lock()
+                .map_err(|_| ApiError::Internal("backend table poisoned".into()))?;
+            if let Some(backend) = channels.get(&pool.uri) {
+                return Ok(backend.clone());
+            }
+            let backend = opener(&pool.uri)?;
+            channels.insert(pool.uri.clone(), backend.clone());
+            return Ok(backend);
+        }
         let nodes = self.view.nodes_for(&pool.uri);
         if nodes.is_empty() {
             return Err(ApiError::Unavailable(format!(

@@ -89,11 +89,26 @@ fn check_uri(value: &Value, placement: &CatalogPlacement) -> ApiResult<String> {
     let scheme_ok = uri
         .split_once("://")
         .is_some_and(|(scheme, rest)| SUPPORTED_SCHEMES.contains(&scheme) && !rest.is_empty());
-    let served = !placement.view().nodes_for(uri).is_empty();
-    if !scheme_ok && !served {
+    let servable = if placement.serves_locally() {
+        scheme_ok && placement.pool_backend(&probe(uri)).is_ok()
+    } else {
+        scheme_ok || !placement.view().nodes_for(uri).is_empty()
+    };
+    if !servable {
         return Err(ApiError::bad_body(format!("cannot connect to {uri}")));
     }
     Ok(uri.to_string())
+}
+
+/// A throwaway pool record for checking that a URI can be opened.
+fn probe(uri: &str) -> Pool {
+    Pool {
+        name: String::new(),
+        uri: uri.to_string(),
+        weight: 0,
+        flavor: None,
+        options: json!({}),
+    }
 }
 
 fn check_weight(value: &Value) -> ApiResult<u64> {
