@@ -7,6 +7,7 @@ mod api_claims;
 mod api_conventions;
 mod api_messages;
 mod api_queues;
+mod api_signed;
 mod api_subscriptions;
 mod cluster;
 mod standalone;

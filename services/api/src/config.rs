@@ -31,6 +31,9 @@ pub struct ApiConfig {
     pub etcd: Vec<String>,
     /// Root of the catalog's keys in etcd.
     pub catalog_root: String,
+    /// The secret key of pre-signed URLs (`[signed_url] secret_key`); unset,
+    /// `share` answers 400 and signed requests are refused.
+    pub signed_url_secret_key: Option<String>,
     /// Unauthenticated mode only: roles assumed for requests that send no
     /// `X-Roles` (e.g. `["admin"]` for a trusted test cluster driven by
     /// clients that cannot send roles). Empty by default.
@@ -55,6 +58,7 @@ impl Default for ApiConfig {
             etcd: Vec::new(),
             catalog_root: "/zaqar".into(),
             default_roles: Vec::new(),
+            signed_url_secret_key: None,
             admin_mode: false,
             request_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(10),

@@ -1,6 +1,7 @@
 //! The checks every v2 request passes before its handler runs, in Zaqar's
-//! order (contract §1.2): form content type, `Accept`, `Client-ID`, the
-//! project header, then the queue or topic name of the path.
+//! order (contract §1.2): a pre-signed URL's signature when one is sent,
+//! form content type, `Accept`, `Client-ID`, the project header, then the
+//! queue or topic name of the path.
 //!
 //! [`RequestContext`] runs them as the first extractor of every v2 handler
 //! (including the per-route 405 answer, which the contract puts after these
@@ -48,6 +49,14 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let app = AppState::from_ref(state);
+        if parts.headers.contains_key("url-signature") {
+            crate::signed::verify(
+                app.config.signed_url_secret_key.as_deref(),
+                &parts.method,
+                parts.uri.path(),
+                &parts.headers,
+            )?;
+        }
         let identity = match parts.extensions.get::<Identity>() {
             Some(identity) => identity.clone(),
             None => app.auth.authenticate(&parts.headers).await?,

@@ -11,6 +11,7 @@
 //! - [`metadata`]: reserved queue attributes and JSON-patch updates.
 //! - [`present`]: response shapes.
 //! - [`forward`]: the [`Placement`] seam to the storage nodes.
+//! - [`signed`]: pre-signed URLs (share and verification).
 //! - [`error`]: [`ApiError`], mapped once to Zaqar error responses.
 
 pub mod auth;
@@ -23,6 +24,7 @@ pub mod metadata;
 pub mod present;
 pub mod query;
 pub mod routes;
+pub mod signed;
 pub mod state;
 
 use std::future::Future;

@@ -148,6 +148,10 @@ pub fn router(state: AppState) -> Router {
         if collection == "queues" {
             router = router
                 .route(
+                    &format!("{item}/share"),
+                    endpoint(&["POST"], on(MethodFilter::POST, queues::share)),
+                )
+                .route(
                     &format!("{item}/claims"),
                     endpoint(&["POST"], on(MethodFilter::POST, claims::create)),
                 )

@@ -506,3 +506,39 @@ mod tests {
         assert_eq!(filter_value("abc"), json!("abc"));
     }
 }
+
+/// `POST /v2/queues/{name}/share`: a pre-signed URL grant (200). The queue
+/// need not exist; nothing is created.
+pub async fn share(
+    State(state): State<AppState>,
+    context: RequestContext,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    let scope = context.scope()?;
+    let raw = body::read(
+        body,
+        &headers,
+        state.config.limits.max_queue_metadata,
+        || ApiError::bad_body("Request body could not be parsed."),
+    )
+    .await?;
+    let bytes = raw.required()?;
+    let Value::Object(document) = body::parse_json(bytes)? else {
+        return Err(body::unsupported_document());
+    };
+    let grant = crate::signed::issue(
+        state.config.signed_url_secret_key.as_deref(),
+        &present::resource_path(scope),
+        &context.project,
+        &document,
+    )?;
+    let reply = json!({
+        "paths": grant.paths,
+        "methods": grant.methods,
+        "project": context.project,
+        "expires": grant.expires,
+        "signature": grant.signature,
+    });
+    Ok(present::json(StatusCode::OK, &reply))
+}
