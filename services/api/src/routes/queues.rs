@@ -480,33 +480,6 @@ fn purge_targets(document: &Value) -> ApiResult<(bool, bool)> {
     Ok(targets)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn purge_bodies_follow_zaqar() {
-        assert_eq!(
-            purge_targets(&json!({"resource_types": []})).unwrap(),
-            (false, false)
-        );
-        assert_eq!(
-            purge_targets(&json!({"resource_types": ["messages"]})).unwrap(),
-            (true, false)
-        );
-        assert!(purge_targets(&json!({"wrong_key": ["messages"]})).is_err());
-        assert!(purge_targets(&json!({"resource_types": ["wrong_value"]})).is_err());
-        assert!(purge_targets(&json!({"resource_types": "messages"})).is_err());
-        assert!(purge_targets(&json!([])).is_err());
-    }
-
-    #[test]
-    fn filters_compare_integers_as_integers() {
-        assert_eq!(filter_value("31"), json!(31));
-        assert_eq!(filter_value("abc"), json!("abc"));
-    }
-}
-
 /// `POST /v2/queues/{name}/share`: a pre-signed URL grant (200). The queue
 /// need not exist; nothing is created.
 pub async fn share(
@@ -541,4 +514,31 @@ pub async fn share(
         "signature": grant.signature,
     });
     Ok(present::json(StatusCode::OK, &reply))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn purge_bodies_follow_zaqar() {
+        assert_eq!(
+            purge_targets(&json!({"resource_types": []})).unwrap(),
+            (false, false)
+        );
+        assert_eq!(
+            purge_targets(&json!({"resource_types": ["messages"]})).unwrap(),
+            (true, false)
+        );
+        assert!(purge_targets(&json!({"wrong_key": ["messages"]})).is_err());
+        assert!(purge_targets(&json!({"resource_types": ["wrong_value"]})).is_err());
+        assert!(purge_targets(&json!({"resource_types": "messages"})).is_err());
+        assert!(purge_targets(&json!([])).is_err());
+    }
+
+    #[test]
+    fn filters_compare_integers_as_integers() {
+        assert_eq!(filter_value("31"), json!(31));
+        assert_eq!(filter_value("abc"), json!("abc"));
+    }
 }
