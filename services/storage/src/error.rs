@@ -1,5 +1,6 @@
 //! The storage crate's error type, mapped once to a gRPC status.
 
+use zaqar_proto::model::Scope;
 use zaqar_proto::tonic::Status;
 use zaqar_proto::{ErrorKind, ProtocolError};
 
@@ -37,6 +38,85 @@ pub enum StorageError {
 }
 
 impl StorageError {
+    /// The queue does not exist (Zaqar's wording).
+    pub fn queue_not_found(scope: &Scope) -> StorageError {
+        StorageError::NotFound(format!(
+            "Queue {} does not exist for project {}",
+            scope.name(),
+            scope.project()
+        ))
+    }
+
+    /// The message does not exist in the queue.
+    pub fn message_not_found(scope: &Scope, id: &str) -> StorageError {
+        StorageError::NotFound(format!(
+            "Message {id} does not exist in queue {} for project {}",
+            scope.name(),
+            scope.project()
+        ))
+    }
+
+    /// The claim does not exist (or is no longer active) in the queue.
+    pub fn claim_not_found(scope: &Scope, id: &str) -> StorageError {
+        StorageError::NotFound(format!(
+            "Claim {id} does not exist in queue {} for project {}",
+            scope.name(),
+            scope.project()
+        ))
+    }
+
+    /// The subscription does not exist.
+    pub fn subscription_not_found(id: &str) -> StorageError {
+        StorageError::NotFound(format!("Subscription {id} does not exist"))
+    }
+
+    /// A confirmed subscription of the same subscriber exists (on create).
+    pub fn subscription_exists() -> StorageError {
+        StorageError::Conflict(
+            "Such subscription already exists.Subscriptions are unique by project + queue + \
+             subscriber URI."
+                .into(),
+        )
+    }
+
+    /// Another subscription has the new subscriber (on update).
+    pub fn subscriber_taken() -> StorageError {
+        StorageError::Conflict(
+            "Such subscription already exists. Subscriptions are unique by project + queue + \
+             subscriber URI."
+                .into(),
+        )
+    }
+
+    /// The post exceeds the queue's `_max_messages_post_size`.
+    pub fn post_too_large(effective: i64, global: i64, queue: i64) -> StorageError {
+        StorageError::Invalid(format!(
+            "Message collection size is too large. The max size for current queue is \
+             {effective}. It is calculated by max size = min(max_messages_post_size_config: \
+             {global}, max_messages_post_size_queue: {queue})."
+        ))
+    }
+
+    /// A delay outside 0..=`max` on a delay queue.
+    pub fn bad_delay(max: i64) -> StorageError {
+        StorageError::Invalid(format!(
+            "The Delay TTL for a message may not exceed {max} seconds,and must be at least 0 \
+             seconds long."
+        ))
+    }
+
+    /// A malformed claim id on a single-message delete.
+    pub fn claim_invalid() -> StorageError {
+        StorageError::Invalid("The specified claim does not exist or has expired.".into())
+    }
+
+    /// A bulk delete with claims named a message those claims do not hold.
+    pub fn claim_required() -> StorageError {
+        StorageError::Invalid(
+            "Every listed message must be held by one of the given claims.".into(),
+        )
+    }
+
     /// Returns the kind of this error.
     pub fn kind(&self) -> ErrorKind {
         match self {

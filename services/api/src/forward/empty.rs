@@ -14,14 +14,6 @@ use zaqar_storage::{Backend, Result, StorageError};
 #[derive(Clone, Copy, Debug, Default)]
 pub struct EmptyBackend;
 
-fn missing_queue(scope: &Scope) -> StorageError {
-    StorageError::NotFound(format!(
-        "Queue {} does not exist for project {}",
-        scope.name(),
-        scope.project()
-    ))
-}
-
 fn not_writable() -> StorageError {
     StorageError::Internal("a queue must be placed before it is written".into())
 }
@@ -46,7 +38,7 @@ impl Backend for EmptyBackend {
         _metadata: &str,
         _expected: Option<u64>,
     ) -> Result<u64> {
-        Err(missing_queue(scope))
+        Err(StorageError::queue_not_found(scope))
     }
 
     async fn list_queues(
@@ -89,11 +81,11 @@ impl Backend for EmptyBackend {
     }
 
     async fn get_message(&self, scope: &Scope, _id: &str) -> Result<Message> {
-        Err(missing_queue(scope))
+        Err(StorageError::queue_not_found(scope))
     }
 
     async fn get_messages(&self, scope: &Scope, _ids: &[String]) -> Result<Vec<Message>> {
-        Err(missing_queue(scope))
+        Err(StorageError::queue_not_found(scope))
     }
 
     async fn delete_message(
@@ -123,11 +115,11 @@ impl Backend for EmptyBackend {
     }
 
     async fn get_claim(&self, scope: &Scope, _id: &str) -> Result<Claim> {
-        Err(missing_queue(scope))
+        Err(StorageError::queue_not_found(scope))
     }
 
     async fn renew_claim(&self, scope: &Scope, _id: &str, _ttl: i64, _grace: i64) -> Result<()> {
-        Err(missing_queue(scope))
+        Err(StorageError::queue_not_found(scope))
     }
 
     async fn release_claim(&self, _scope: &Scope, _id: &str) -> Result<()> {

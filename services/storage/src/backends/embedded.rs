@@ -220,26 +220,6 @@ fn to_message(row: &MessageRow, now: i64) -> Message {
     }
 }
 
-fn missing_queue(scope: &Scope) -> StorageError {
-    StorageError::NotFound(format!(
-        "Queue {} does not exist for project {}",
-        scope.name(),
-        scope.project()
-    ))
-}
-
-fn missing_claim(scope: &Scope, id: &str) -> StorageError {
-    StorageError::NotFound(format!(
-        "Claim {id} does not exist in queue {} for project {}",
-        scope.name(),
-        scope.project()
-    ))
-}
-
-fn missing_subscription(id: &str) -> StorageError {
-    StorageError::NotFound(format!("Subscription {id} does not exist"))
-}
-
 /// The tables a write transaction works on.
 struct Tables<'txn> {
     queues: Table<'txn, Bytes, Bytes>,
@@ -847,7 +827,7 @@ impl Backend for EmbeddedBackend {
         let key = scope_key(scope);
         let settings = settings_of(scope, metadata)?;
         let metadata = metadata.to_string();
-        let missing = missing_queue(scope);
+        let missing = StorageError::queue_not_found(scope);
         self.write_ok(move |tables, _| {
             let Some(mut row) = tables.queue(&key)? else {
                 return Err(missing);
@@ -1026,11 +1006,7 @@ impl Backend for EmbeddedBackend {
                 if let Some(queue_max) = queue.settings.max_post_size {
                     let effective = queue_max.min(global);
                     if batch.request_size > effective {
-                        return Err(StorageError::Invalid(format!(
-                            "Message collection size is too large. The max size for current queue is \
-                             {effective}. It is calculated by max size = min(max_messages_post_size_config: \
-                             {global}, max_messages_post_size_queue: {queue_max})."
-                        )));
+                        return Err(StorageError::post_too_large(effective, global, queue_max));
                     }
                 }
                 let mut delays = Vec::with_capacity(batch.messages.len());
@@ -1042,15 +1018,14 @@ impl Backend for EmbeddedBackend {
                     if queue.settings.default_delay.is_some()
                         && !(0..=batch.limits.max_message_delay).contains(&delay)
                     {
-                        return Err(StorageError::Invalid(format!(
-                            "The Delay TTL for a message may not exceed {} seconds,and must be at \
-                             least 0 seconds long.",
-                            batch.limits.max_message_delay
-                        )));
+                        return Err(StorageError::bad_delay(batch.limits.max_message_delay));
                     }
                     delays.push(delay);
                 }
-                let default_ttl = queue.settings.default_ttl.unwrap_or(batch.limits.default_message_ttl);
+                let default_ttl = queue
+                    .settings
+                    .default_ttl
+                    .unwrap_or(batch.limits.default_message_ttl);
                 let mut ids = Vec::with_capacity(batch.messages.len());
                 for (message, delay) in batch.messages.into_iter().zip(delays) {
                     queue.seq += 1;
@@ -1131,19 +1106,15 @@ impl Backend for EmbeddedBackend {
 
     async fn get_message(&self, scope: &Scope, id: &str) -> Result<Message> {
         let mut found = self.get_messages(scope, &[id.to_string()]).await?;
-        found.pop().ok_or_else(|| {
-            StorageError::NotFound(format!(
-                "Message {id} does not exist in queue {} for project {}",
-                scope.name(),
-                scope.project()
-            ))
-        })
+        found
+            .pop()
+            .ok_or_else(|| StorageError::message_not_found(scope, id))
     }
 
     async fn get_messages(&self, scope: &Scope, ids: &[String]) -> Result<Vec<Message>> {
         let key = scope_key(scope);
         let ids = ids.to_vec();
-        let missing = missing_queue(scope);
+        let missing = StorageError::queue_not_found(scope);
         self.read(move |tables, now| {
             if tables.queue(&key)?.is_none() {
                 return Err(missing);
@@ -1191,9 +1162,7 @@ impl Backend for EmbeddedBackend {
             let active = claim_active(&row, now);
             match &claim {
                 Some(ClaimRef::Malformed) => {
-                    return Err(StorageError::Invalid(
-                        "The specified claim does not exist or has expired.".into(),
-                    ));
+                    return Err(StorageError::claim_invalid());
                 }
                 None if active => return Err(StorageError::ClaimMismatch),
                 Some(ClaimRef::Id(_)) if !active => return Err(StorageError::ClaimExpired),
@@ -1229,9 +1198,7 @@ impl Backend for EmbeddedBackend {
                         && row.expires > now
                         && !(claim_active(&row, now) && allowed.contains(&row.claim))
                     {
-                        return Err(StorageError::Invalid(
-                            "Every listed message must be held by one of the given claims.".into(),
-                        ));
+                        return Err(StorageError::claim_required());
                     }
                     doomed.push((position, row));
                 }
@@ -1343,7 +1310,7 @@ impl Backend for EmbeddedBackend {
     async fn get_claim(&self, scope: &Scope, id: &str) -> Result<Claim> {
         let key = scope_key(scope);
         let id = id.to_string();
-        let missing = missing_claim(scope, &id);
+        let missing = StorageError::claim_not_found(scope, &id);
         self.read(move |tables, now| {
             let Some(claim) = tables.claim(&key, &id)?.filter(|claim| claim.expires > now) else {
                 return Err(missing);
@@ -1371,7 +1338,7 @@ impl Backend for EmbeddedBackend {
     async fn renew_claim(&self, scope: &Scope, id: &str, ttl: i64, grace: i64) -> Result<()> {
         let key = scope_key(scope);
         let id = id.to_string();
-        let missing = missing_claim(scope, &id);
+        let missing = StorageError::claim_not_found(scope, &id);
         self.write_ok(move |tables, now| {
             let Some(mut claim) = tables.claim(&key, &id)?.filter(|claim| claim.expires > now)
             else {
@@ -1449,15 +1416,14 @@ impl Backend for EmbeddedBackend {
             if let Some(existing) = existing {
                 if let Some(row) = tables.subscription(&key, &existing, now)? {
                     if row.confirmed {
-                        return Err(StorageError::Conflict(
-                            "Such subscription already exists.Subscriptions are unique by project + \
-                             queue + subscriber URI."
-                                .into(),
-                        ));
+                        return Err(StorageError::subscription_exists());
                     }
                     return Ok((existing, false));
                 }
-                tables.subscriptions.remove(child(&key, existing.as_bytes()).as_slice()).map_err(db_error)?;
+                tables
+                    .subscriptions
+                    .remove(child(&key, existing.as_bytes()).as_slice())
+                    .map_err(db_error)?;
             }
             let id = new_id();
             let row = SubscriptionRow {
@@ -1470,9 +1436,15 @@ impl Backend for EmbeddedBackend {
             };
             tables
                 .subscriptions
-                .insert(child(&key, id.as_bytes()).as_slice(), encode(&row)?.as_slice())
+                .insert(
+                    child(&key, id.as_bytes()).as_slice(),
+                    encode(&row)?.as_slice(),
+                )
                 .map_err(db_error)?;
-            tables.subscribers.insert(by.as_slice(), id.as_bytes()).map_err(db_error)?;
+            tables
+                .subscribers
+                .insert(by.as_slice(), id.as_bytes())
+                .map_err(db_error)?;
             Ok((id, true))
         })
         .await
@@ -1527,7 +1499,7 @@ impl Backend for EmbeddedBackend {
         self.read(
             move |tables, now| match tables.subscription(&key, &id, now)? {
                 Some(row) => Ok(subscription_view(id, &source, &row, now)),
-                None => Err(missing_subscription(&id)),
+                None => Err(StorageError::subscription_not_found(&id)),
             },
         )
         .await
@@ -1543,7 +1515,7 @@ impl Backend for EmbeddedBackend {
         let id = id.to_string();
         self.write_ok(move |tables, now| {
             let Some(mut row) = tables.subscription(&key, &id, now)? else {
-                return Err(missing_subscription(&id));
+                return Err(StorageError::subscription_not_found(&id));
             };
             if let Some(subscriber) = update.subscriber
                 && subscriber != row.subscriber
@@ -1558,11 +1530,7 @@ impl Backend for EmbeddedBackend {
                     && other != id
                     && tables.subscription(&key, &other, now)?.is_some()
                 {
-                    return Err(StorageError::Conflict(
-                        "Such subscription already exists. Subscriptions are unique by project + \
-                         queue + subscriber URI."
-                            .into(),
-                    ));
+                    return Err(StorageError::subscriber_taken());
                 }
                 tables
                     .subscribers
@@ -1610,7 +1578,7 @@ impl Backend for EmbeddedBackend {
         let id = id.to_string();
         self.write_ok(move |tables, now| {
             let Some(mut row) = tables.subscription(&key, &id, now)? else {
-                return Err(missing_subscription(&id));
+                return Err(StorageError::subscription_not_found(&id));
             };
             row.confirmed = confirmed;
             tables

@@ -478,26 +478,6 @@ fn status_of(value: &Value) -> Option<&[u8]> {
     }
 }
 
-fn not_found_queue(scope: &Scope) -> StorageError {
-    StorageError::NotFound(format!(
-        "Queue {} does not exist for project {}",
-        scope.name(),
-        scope.project()
-    ))
-}
-
-fn not_found_claim(scope: &Scope, id: &str) -> StorageError {
-    StorageError::NotFound(format!(
-        "Claim {id} does not exist in queue {} for project {}",
-        scope.name(),
-        scope.project()
-    ))
-}
-
-fn not_found_subscription(id: &str) -> StorageError {
-    StorageError::NotFound(format!("Subscription {id} does not exist"))
-}
-
 /// The script arguments describing a queue's settings, `''` meaning unset.
 fn settings_args(scope: &Scope, metadata: &str) -> Result<[String; 6]> {
     let value: serde_json::Value = serde_json::from_str(metadata)
@@ -585,7 +565,7 @@ impl Backend for RedisBackend {
         let mut reply = Reply::new(inner.run(&invocation).await?)?;
         match reply.string()?.as_str() {
             "ok" => Ok(u64::try_from(reply.int()?).unwrap_or_default()),
-            "not_found" => Err(not_found_queue(scope)),
+            "not_found" => Err(StorageError::queue_not_found(scope)),
             _ => Err(StorageError::Conflict(
                 "queue metadata changed concurrently".into(),
             )),
@@ -757,17 +737,9 @@ impl Backend for RedisBackend {
                 let effective = reply.int()?;
                 let global = reply.int()?;
                 let queue = reply.int()?;
-                Err(StorageError::Invalid(format!(
-                    "Message collection size is too large. The max size for current queue is \
-                     {effective}. It is calculated by max size = min(max_messages_post_size_config: \
-                     {global}, max_messages_post_size_queue: {queue})."
-                )))
+                Err(StorageError::post_too_large(effective, global, queue))
             }
-            _ => Err(StorageError::Invalid(format!(
-                "The Delay TTL for a message may not exceed {} seconds,and must be at least 0 \
-                 seconds long.",
-                batch.limits.max_message_delay
-            ))),
+            _ => Err(StorageError::bad_delay(batch.limits.max_message_delay)),
         }
     }
 
@@ -819,13 +791,9 @@ impl Backend for RedisBackend {
 
     async fn get_message(&self, scope: &Scope, id: &str) -> Result<Message> {
         let mut messages = self.get_messages(scope, &[id.to_string()]).await?;
-        messages.pop().ok_or_else(|| {
-            StorageError::NotFound(format!(
-                "Message {id} does not exist in queue {} for project {}",
-                scope.name(),
-                scope.project()
-            ))
-        })
+        messages
+            .pop()
+            .ok_or_else(|| StorageError::message_not_found(scope, id))
     }
 
     async fn get_messages(&self, scope: &Scope, ids: &[String]) -> Result<Vec<Message>> {
@@ -836,7 +804,7 @@ impl Backend for RedisBackend {
         }
         let mut reply = Reply::new(inner.run(&invocation).await?)?;
         if reply.int()? == 0 {
-            return Err(not_found_queue(scope));
+            return Err(StorageError::queue_not_found(scope));
         }
         reply.messages()
     }
@@ -860,9 +828,7 @@ impl Backend for RedisBackend {
             Some(b"ok") => Ok(()),
             Some(b"claimed") => Err(StorageError::ClaimMismatch),
             Some(b"not_claimed") => Err(StorageError::ClaimExpired),
-            Some(b"claim_invalid") => Err(StorageError::Invalid(
-                "The specified claim does not exist or has expired.".into(),
-            )),
+            Some(b"claim_invalid") => Err(StorageError::claim_invalid()),
             _ => Err(unexpected(&value)),
         }
     }
@@ -887,9 +853,7 @@ impl Backend for RedisBackend {
         let value = inner.run(&invocation).await?;
         match status_of(&value) {
             Some(b"ok") => Ok(()),
-            Some(b"claim_required") => Err(StorageError::Invalid(
-                "Every listed message must be held by one of the given claims.".into(),
-            )),
+            Some(b"claim_required") => Err(StorageError::claim_required()),
             _ => Err(unexpected(&value)),
         }
     }
@@ -935,7 +899,7 @@ impl Backend for RedisBackend {
         invocation.arg(id);
         let mut reply = Reply::new(inner.run(&invocation).await?)?;
         if reply.string()? != "ok" {
-            return Err(not_found_claim(scope, id));
+            return Err(StorageError::claim_not_found(scope, id));
         }
         let ttl = reply.int()?;
         let grace = reply.int()?;
@@ -956,7 +920,7 @@ impl Backend for RedisBackend {
         let value = inner.run(&invocation).await?;
         match status_of(&value) {
             Some(b"ok") => Ok(()),
-            Some(b"not_found") => Err(not_found_claim(scope, id)),
+            Some(b"not_found") => Err(StorageError::claim_not_found(scope, id)),
             _ => Err(unexpected(&value)),
         }
     }
@@ -985,11 +949,7 @@ impl Backend for RedisBackend {
         match reply.string()?.as_str() {
             "created" => Ok((reply.string()?, true)),
             "exists" => Ok((reply.string()?, false)),
-            _ => Err(StorageError::Conflict(
-                "Such subscription already exists.Subscriptions are unique by project + queue + \
-                 subscriber URI."
-                    .into(),
-            )),
+            _ => Err(StorageError::subscription_exists()),
         }
     }
 
@@ -1016,7 +976,7 @@ impl Backend for RedisBackend {
         invocation.arg(id);
         let mut reply = Reply::new(inner.run(&invocation).await?)?;
         if reply.string()? != "ok" {
-            return Err(not_found_subscription(id));
+            return Err(StorageError::subscription_not_found(id));
         }
         reply.subscription(scope.name())
     }
@@ -1038,12 +998,8 @@ impl Backend for RedisBackend {
         let value = inner.run(&invocation).await?;
         match status_of(&value) {
             Some(b"ok") => Ok(()),
-            Some(b"not_found") => Err(not_found_subscription(id)),
-            Some(b"conflict") => Err(StorageError::Conflict(
-                "Such subscription already exists. Subscriptions are unique by project + queue + \
-                 subscriber URI."
-                    .into(),
-            )),
+            Some(b"not_found") => Err(StorageError::subscription_not_found(id)),
+            Some(b"conflict") => Err(StorageError::subscriber_taken()),
             _ => Err(unexpected(&value)),
         }
     }
@@ -1063,7 +1019,7 @@ impl Backend for RedisBackend {
         let value = inner.run(&invocation).await?;
         match status_of(&value) {
             Some(b"ok") => Ok(()),
-            _ => Err(not_found_subscription(id)),
+            _ => Err(StorageError::subscription_not_found(id)),
         }
     }
 
