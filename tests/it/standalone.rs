@@ -212,4 +212,18 @@ async fn management_api_in_one_process() {
     }
     let queues = http.call("GET", "/v2/queues").await;
     assert_eq!(queues.json["queues"].as_array().unwrap().len(), 2);
+
+    // Pooled health: the catalog, then a self-test per pool.
+    let health = http.call("GET", "/v2/health").await;
+    health.expect("health", 200);
+    assert_eq!(health.json["catalog_reachable"], true);
+    for pool in ["default", "cache"] {
+        assert_eq!(health.json[pool]["storage_reachable"], true, "{pool}");
+        let steps = health.json[pool]["operation_status"].as_object().unwrap();
+        assert_eq!(steps.len(), 8, "{pool}");
+        assert!(
+            steps.values().all(|step| step["succeeded"] == true),
+            "{pool}: {steps:?}"
+        );
+    }
 }
