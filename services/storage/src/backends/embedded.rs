@@ -29,7 +29,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use redb::{Database, ReadableTable, ReadableTableMetadata, Table, TableDefinition};
+use redb::{
+    Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, Table, TableDefinition,
+};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::{CancellationToken, DropGuard};
 use zaqar_proto::model::{
@@ -220,6 +222,98 @@ fn to_message(row: &MessageRow, now: i64) -> Message {
     }
 }
 
+/// The read accessors shared by write transactions ([`Tables`]) and read
+/// snapshots ([`Snapshot`]): both hold tables implementing `ReadableTable`.
+macro_rules! read_accessors {
+    () => {
+        fn queue(&self, scope: &[u8]) -> Result<Option<QueueRow>> {
+            match self.queues.get(scope).map_err(db_error)? {
+                Some(value) => decode(value.value()).map(Some),
+                None => Ok(None),
+            }
+        }
+
+        fn message(&self, scope: &[u8], position: u64) -> Result<Option<MessageRow>> {
+            match self
+                .messages
+                .get(message_key(scope, position).as_slice())
+                .map_err(db_error)?
+            {
+                Some(value) => decode(value.value()).map(Some),
+                None => Ok(None),
+            }
+        }
+
+        fn position_of_id(&self, scope: &[u8], id: &str) -> Result<Option<u64>> {
+            Ok(self
+                .ids
+                .get(child(scope, id.as_bytes()).as_slice())
+                .map_err(db_error)?
+                .map(|value| position_of(value.value())))
+        }
+
+        /// The queue's messages in position order (positions and rows).
+        fn messages_of(&self, scope: &[u8], after: Option<u64>) -> Result<Vec<(u64, MessageRow)>> {
+            self.scan(scope, after, usize::MAX)
+        }
+
+        /// Up to `most` of the queue's messages after a position, in order.
+        fn scan(
+            &self,
+            scope: &[u8],
+            after: Option<u64>,
+            most: usize,
+        ) -> Result<Vec<(u64, MessageRow)>> {
+            let start = match after {
+                Some(position) => message_key(scope, position.saturating_add(1)),
+                None => child(scope, &[]),
+            };
+            let end = prefix_end(&child(scope, &[]));
+            let mut rows = Vec::new();
+            for entry in self
+                .messages
+                .range(start.as_slice()..end.as_slice())
+                .map_err(db_error)?
+            {
+                if rows.len() >= most {
+                    break;
+                }
+                let (key, value) = entry.map_err(db_error)?;
+                rows.push((position_of(key.value()), decode(value.value())?));
+            }
+            Ok(rows)
+        }
+
+        fn claim(&self, scope: &[u8], id: &str) -> Result<Option<ClaimRow>> {
+            match self
+                .claims
+                .get(child(scope, id.as_bytes()).as_slice())
+                .map_err(db_error)?
+            {
+                Some(value) => decode(value.value()).map(Some),
+                None => Ok(None),
+            }
+        }
+
+        fn subscription(
+            &self,
+            scope: &[u8],
+            id: &str,
+            now: i64,
+        ) -> Result<Option<SubscriptionRow>> {
+            let row: Option<SubscriptionRow> = match self
+                .subscriptions
+                .get(child(scope, id.as_bytes()).as_slice())
+                .map_err(db_error)?
+            {
+                Some(value) => Some(decode(value.value())?),
+                None => None,
+            };
+            Ok(row.filter(|row| row.expires > now))
+        }
+    };
+}
+
 /// The tables a write transaction works on.
 struct Tables<'txn> {
     queues: Table<'txn, Bytes, Bytes>,
@@ -232,6 +326,8 @@ struct Tables<'txn> {
 }
 
 impl<'txn> Tables<'txn> {
+    read_accessors!();
+
     fn open(txn: &'txn redb::WriteTransaction) -> Result<Tables<'txn>> {
         Ok(Tables {
             queues: txn.open_table(QUEUES).map_err(db_error)?,
@@ -242,13 +338,6 @@ impl<'txn> Tables<'txn> {
             subscriptions: txn.open_table(SUBSCRIPTIONS).map_err(db_error)?,
             subscribers: txn.open_table(SUBSCRIBERS).map_err(db_error)?,
         })
-    }
-
-    fn queue(&self, scope: &[u8]) -> Result<Option<QueueRow>> {
-        match self.queues.get(scope).map_err(db_error)? {
-            Some(value) => decode(value.value()).map(Some),
-            None => Ok(None),
-        }
     }
 
     fn put_queue(&mut self, scope: &[u8], row: &QueueRow) -> Result<()> {
@@ -273,25 +362,6 @@ impl<'txn> Tables<'txn> {
         };
         self.put_queue(scope, &row)?;
         Ok((row, true))
-    }
-
-    fn message(&self, scope: &[u8], position: u64) -> Result<Option<MessageRow>> {
-        match self
-            .messages
-            .get(message_key(scope, position).as_slice())
-            .map_err(db_error)?
-        {
-            Some(value) => decode(value.value()).map(Some),
-            None => Ok(None),
-        }
-    }
-
-    fn position_of_id(&self, scope: &[u8], id: &str) -> Result<Option<u64>> {
-        Ok(self
-            .ids
-            .get(child(scope, id.as_bytes()).as_slice())
-            .map_err(db_error)?
-            .map(|value| position_of(value.value())))
     }
 
     fn insert_message(&mut self, scope: &[u8], position: u64, row: &MessageRow) -> Result<()> {
@@ -357,38 +427,6 @@ impl<'txn> Tables<'txn> {
         Ok(())
     }
 
-    /// The queue's messages in position order (positions and rows).
-    fn messages_of(&self, scope: &[u8], after: Option<u64>) -> Result<Vec<(u64, MessageRow)>> {
-        self.scan(scope, after, usize::MAX)
-    }
-
-    /// Up to `most` of the queue's messages after a position, in order.
-    fn scan(
-        &self,
-        scope: &[u8],
-        after: Option<u64>,
-        most: usize,
-    ) -> Result<Vec<(u64, MessageRow)>> {
-        let start = match after {
-            Some(position) => message_key(scope, position.saturating_add(1)),
-            None => child(scope, &[]),
-        };
-        let end = prefix_end(&child(scope, &[]));
-        let mut rows = Vec::new();
-        for entry in self
-            .messages
-            .range(start.as_slice()..end.as_slice())
-            .map_err(db_error)?
-        {
-            if rows.len() >= most {
-                break;
-            }
-            let (key, value) = entry.map_err(db_error)?;
-            rows.push((position_of(key.value()), decode(value.value())?));
-        }
-        Ok(rows)
-    }
-
     /// Walks the queue's messages in order, in batches, handing each live
     /// one to `visit` until it returns false or `budget` rows were seen;
     /// expired rows met on the way are removed.
@@ -420,29 +458,6 @@ impl<'txn> Tables<'txn> {
         Ok(())
     }
 
-    fn claim(&self, scope: &[u8], id: &str) -> Result<Option<ClaimRow>> {
-        match self
-            .claims
-            .get(child(scope, id.as_bytes()).as_slice())
-            .map_err(db_error)?
-        {
-            Some(value) => decode(value.value()).map(Some),
-            None => Ok(None),
-        }
-    }
-
-    fn subscription(&self, scope: &[u8], id: &str, now: i64) -> Result<Option<SubscriptionRow>> {
-        let row: Option<SubscriptionRow> = match self
-            .subscriptions
-            .get(child(scope, id.as_bytes()).as_slice())
-            .map_err(db_error)?
-        {
-            Some(value) => Some(decode(value.value())?),
-            None => None,
-        };
-        Ok(row.filter(|row| row.expires > now))
-    }
-
     fn remove_subscription(&mut self, scope: &[u8], id: &str, row: &SubscriptionRow) -> Result<()> {
         self.subscriptions
             .remove(child(scope, id.as_bytes()).as_slice())
@@ -457,6 +472,30 @@ impl<'txn> Tables<'txn> {
             self.subscribers.remove(by.as_slice()).map_err(db_error)?;
         }
         Ok(())
+    }
+}
+
+/// The tables a read transaction sees: a consistent snapshot that does not
+/// wait for the writer.
+struct Snapshot {
+    queues: redb::ReadOnlyTable<Bytes, Bytes>,
+    messages: redb::ReadOnlyTable<Bytes, Bytes>,
+    ids: redb::ReadOnlyTable<Bytes, Bytes>,
+    claims: redb::ReadOnlyTable<Bytes, Bytes>,
+    subscriptions: redb::ReadOnlyTable<Bytes, Bytes>,
+}
+
+impl Snapshot {
+    read_accessors!();
+
+    fn open(txn: &redb::ReadTransaction) -> Result<Snapshot> {
+        Ok(Snapshot {
+            queues: txn.open_table(QUEUES).map_err(db_error)?,
+            messages: txn.open_table(MESSAGES).map_err(db_error)?,
+            ids: txn.open_table(MESSAGE_IDS).map_err(db_error)?,
+            claims: txn.open_table(CLAIMS).map_err(db_error)?,
+            subscriptions: txn.open_table(SUBSCRIPTIONS).map_err(db_error)?,
+        })
     }
 }
 
@@ -477,6 +516,7 @@ type Job = Box<dyn FnOnce(Option<(&mut Tables<'_>, i64)>) -> Option<(Finisher, b
 /// acknowledges many concurrent requests, and each operation still sees a
 /// serialised, atomic view.
 pub struct EmbeddedBackend {
+    db: Arc<Database>,
     jobs: std::sync::mpsc::Sender<Job>,
     path: PathBuf,
     _sweeper: DropGuard,
@@ -512,6 +552,7 @@ impl EmbeddedBackend {
         let cancel = CancellationToken::new();
         tokio::spawn(sweep_forever(jobs.clone(), sweep_interval, cancel.clone()));
         Ok(EmbeddedBackend {
+            db,
             jobs,
             path,
             _sweeper: cancel.drop_guard(),
@@ -560,14 +601,20 @@ impl EmbeddedBackend {
             .await
     }
 
-    /// Runs a read-only `work` in order with the writes.
+    /// Runs a read-only `work` on a snapshot, beside the writer.
     async fn read<T, F>(&self, work: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&mut Tables<'_>, i64) -> Result<T> + Send + 'static,
+        F: FnOnce(&Snapshot, i64) -> Result<T> + Send + 'static,
     {
-        self.write(move |tables, now| (work(tables, now), false))
-            .await
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || {
+            let txn = db.begin_read().map_err(db_error)?;
+            let snapshot = Snapshot::open(&txn)?;
+            work(&snapshot, now_ms())
+        })
+        .await
+        .map_err(|error| StorageError::Internal(format!("storage task failed: {error}")))?
     }
 }
 
