@@ -458,6 +458,26 @@ impl<'txn> Tables<'txn> {
         Ok(())
     }
 
+    fn put_claim(&mut self, scope: &[u8], id: &str, row: &ClaimRow) -> Result<()> {
+        self.claims
+            .insert(
+                child(scope, id.as_bytes()).as_slice(),
+                encode(row)?.as_slice(),
+            )
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    fn put_subscription(&mut self, scope: &[u8], id: &str, row: &SubscriptionRow) -> Result<()> {
+        self.subscriptions
+            .insert(
+                child(scope, id.as_bytes()).as_slice(),
+                encode(row)?.as_slice(),
+            )
+            .map_err(db_error)?;
+        Ok(())
+    }
+
     fn remove_subscription(&mut self, scope: &[u8], id: &str, row: &SubscriptionRow) -> Result<()> {
         self.subscriptions
             .remove(child(scope, id.as_bytes()).as_slice())
@@ -1336,13 +1356,7 @@ impl Backend for EmbeddedBackend {
                 grace: spec.grace,
                 positions,
             };
-            tables
-                .claims
-                .insert(
-                    child(&key, claim_id.as_bytes()).as_slice(),
-                    encode(&claim)?.as_slice(),
-                )
-                .map_err(db_error)?;
+            tables.put_claim(&key, &claim_id, &claim)?;
             Ok(Some(Claim {
                 id: claim_id,
                 ttl: spec.ttl,
@@ -1409,13 +1423,7 @@ impl Backend for EmbeddedBackend {
             claim.expires = claim_expires;
             claim.ttl = ttl;
             claim.grace = grace;
-            tables
-                .claims
-                .insert(
-                    child(&key, id.as_bytes()).as_slice(),
-                    encode(&claim)?.as_slice(),
-                )
-                .map_err(db_error)?;
+            tables.put_claim(&key, &id, &claim)?;
             Ok(())
         })
         .await
@@ -1481,13 +1489,7 @@ impl Backend for EmbeddedBackend {
                 created: now,
                 expires: now + subscription.ttl * 1000,
             };
-            tables
-                .subscriptions
-                .insert(
-                    child(&key, id.as_bytes()).as_slice(),
-                    encode(&row)?.as_slice(),
-                )
-                .map_err(db_error)?;
+            tables.put_subscription(&key, &id, &row)?;
             tables
                 .subscribers
                 .insert(by.as_slice(), id.as_bytes())
@@ -1596,13 +1598,7 @@ impl Backend for EmbeddedBackend {
             if let Some(options) = update.options {
                 row.options = options;
             }
-            tables
-                .subscriptions
-                .insert(
-                    child(&key, id.as_bytes()).as_slice(),
-                    encode(&row)?.as_slice(),
-                )
-                .map_err(db_error)?;
+            tables.put_subscription(&key, &id, &row)?;
             Ok(())
         })
         .await
@@ -1628,13 +1624,7 @@ impl Backend for EmbeddedBackend {
                 return Err(StorageError::subscription_not_found(&id));
             };
             row.confirmed = confirmed;
-            tables
-                .subscriptions
-                .insert(
-                    child(&key, id.as_bytes()).as_slice(),
-                    encode(&row)?.as_slice(),
-                )
-                .map_err(db_error)?;
+            tables.put_subscription(&key, &id, &row)?;
             Ok(())
         })
         .await
