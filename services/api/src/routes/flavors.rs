@@ -13,7 +13,9 @@ use crate::context::{PathParams, RequestContext};
 use crate::error::{ApiError, ApiResult};
 use crate::present::{self, links};
 use crate::query::{LinkParams, QueryParams};
-use crate::routes::pools::{catalog_failed, pooling, read_object, require_admin};
+use crate::routes::pools::{
+    catalog_failed, pooling, read_object, reject_unknown_keys, require_admin,
+};
 use crate::state::AppState;
 
 /// What every pool of this service supports (all pools are durable stores
@@ -178,14 +180,7 @@ pub async fn put(
     require_admin(&context)?;
     let name = params.get("flavor").to_string();
     let document = read_object(&headers, body).await?;
-    if let Some(extra) = document
-        .keys()
-        .find(|key| !matches!(key.as_str(), "pool_list" | "capabilities"))
-    {
-        return Err(ApiError::bad_body(format!(
-            "Additional properties are not allowed ('{extra}' was unexpected)"
-        )));
-    }
+    reject_unknown_keys(&document, &["pool_list", "capabilities"])?;
     if let Some(capabilities) = document.get("capabilities")
         && !capabilities.is_object()
     {

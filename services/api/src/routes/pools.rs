@@ -59,6 +59,16 @@ pub async fn read_object(headers: &HeaderMap, body: Body) -> ApiResult<Map<Strin
     }
 }
 
+/// Refuses keys outside `allowed` (the management schemas allow no others).
+pub fn reject_unknown_keys(document: &Map<String, Value>, allowed: &[&str]) -> ApiResult<()> {
+    match document.keys().find(|key| !allowed.contains(&key.as_str())) {
+        Some(extra) => Err(ApiError::bad_body(format!(
+            "Additional properties are not allowed ('{extra}' was unexpected)"
+        ))),
+        None => Ok(()),
+    }
+}
+
 fn view(pool: &Pool, detailed: bool) -> Value {
     let mut item = json!({
         "name": pool.name,
@@ -223,14 +233,7 @@ pub async fn put(
     require_admin(&context)?;
     let name = params.get("pool").to_string();
     let document = read_object(&headers, body).await?;
-    if let Some(extra) = document
-        .keys()
-        .find(|key| !matches!(key.as_str(), "uri" | "weight" | "flavor" | "options"))
-    {
-        return Err(ApiError::bad_body(format!(
-            "Additional properties are not allowed ('{extra}' was unexpected)"
-        )));
-    }
+    reject_unknown_keys(&document, &["uri", "weight", "flavor", "options"])?;
     let uri = match document.get("uri") {
         Some(uri) => uri,
         None => return Err(ApiError::bad_body("'uri' is a required property")),
