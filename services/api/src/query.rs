@@ -114,6 +114,40 @@ pub fn parse_int(text: &str) -> Option<i64> {
     }
 }
 
+/// Default page size of every collection and claim.
+pub const DEFAULT_LIMIT: u32 = 10;
+
+/// How Zaqar words a bad `limit`: queues, topics, pools and flavors say
+/// "no greater than", messages, claims and subscriptions "may not be
+/// greater than".
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LimitWording {
+    /// `Limit must be at least 1 and no greater than N.`
+    NoGreater,
+    /// `Limit must be at least 1 and may not be greater than N.`
+    MayNot,
+}
+
+/// The 400 for a limit outside 1..=`max`.
+pub fn limit_error(max: u32, wording: LimitWording) -> ApiError {
+    ApiError::invalid(match wording {
+        LimitWording::NoGreater => format!("Limit must be at least 1 and no greater than {max}."),
+        LimitWording::MayNot => {
+            format!("Limit must be at least 1 and may not be greater than {max}.")
+        }
+    })
+}
+
+/// Checks an optional `limit` against 1..=`max`; returns the effective
+/// limit (the default when absent).
+pub fn page_limit(limit: Option<i64>, max: u32, wording: LimitWording) -> Result<u32, ApiError> {
+    match limit {
+        None => Ok(DEFAULT_LIMIT),
+        Some(limit) if (1..=i64::from(max)).contains(&limit) => Ok(limit as u32),
+        Some(_) => Err(limit_error(max, wording)),
+    }
+}
+
 /// The paging parameters a request supplied, in the order they were read,
 /// to rebuild its `next` link.
 #[derive(Clone, Debug, Default)]
@@ -161,6 +195,23 @@ pub fn next_link(path: &str, params: &[(&str, String)], marker: &str) -> String 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn page_limits_default_and_bound() {
+        assert_eq!(page_limit(None, 20, LimitWording::NoGreater).unwrap(), 10);
+        assert_eq!(
+            page_limit(Some(20), 20, LimitWording::NoGreater).unwrap(),
+            20
+        );
+        for bad in [0, -5, 21] {
+            assert!(page_limit(Some(bad), 20, LimitWording::MayNot).is_err());
+        }
+        assert!(
+            limit_error(20, LimitWording::NoGreater)
+                .to_string()
+                .contains("no greater than 20")
+        );
+    }
 
     #[test]
     fn empty_values_are_dropped() {

@@ -12,7 +12,7 @@ use crate::config::Limits;
 use crate::context::{PathParams, RequestContext};
 use crate::error::{ApiError, ApiResult};
 use crate::present::{self, MessageView};
-use crate::query::QueryParams;
+use crate::query::{LimitWording, QueryParams, page_limit};
 use crate::state::AppState;
 
 /// Smallest claim TTL and grace.
@@ -74,13 +74,7 @@ pub async fn create(
     let (ttl, grace) = ttl_and_grace(document.as_ref(), limits)?;
     check_ttl(ttl, limits)?;
     let max = limits.max_messages_per_claim_or_pop;
-    if let Some(limit) = limit
-        && !(1..=i64::from(max)).contains(&limit)
-    {
-        return Err(ApiError::invalid(format!(
-            "Limit must be at least 1 and may not be greater than {max}."
-        )));
-    }
+    let page = page_limit(limit, max, LimitWording::MayNot)?;
     if !(MIN_CLAIM..=limits.max_claim_grace).contains(&grace) {
         return Err(ApiError::invalid(format!(
             "The grace for a claim may not exceed {} seconds, and must be at least {MIN_CLAIM} \
@@ -91,7 +85,7 @@ pub async fn create(
     let spec = ClaimSpec {
         ttl,
         grace,
-        limit: limit.unwrap_or(10) as u32,
+        limit: page,
     };
     let backend = state.placement.backend(scope).await?;
     let claim = backend

@@ -12,7 +12,7 @@ use zaqar_catalog::{Flavor, Pool};
 use crate::context::{PathParams, RequestContext};
 use crate::error::{ApiError, ApiResult};
 use crate::present::{self, links};
-use crate::query::{LinkParams, QueryParams};
+use crate::query::{LimitWording, LinkParams, QueryParams, page_limit};
 use crate::routes::pools::{
     catalog_failed, pooling, read_object, reject_unknown_keys, require_admin,
 };
@@ -78,26 +78,12 @@ pub async fn list(
     let limit = query.int("limit")?;
     let detailed = query.bool("detailed")?;
     let max = state.config.limits.max_flavors_per_page;
-    if let Some(limit) = limit
-        && !(1..=i64::from(max)).contains(&limit)
-    {
-        return Err(ApiError::invalid(format!(
-            "Limit must be at least 1 and no greater than {max}."
-        )));
-    }
+    let page = page_limit(limit, max, LimitWording::NoGreater)?;
     let catalog = placement.view().catalog();
-    let failed = catalog_failed("Flavors could not be listed.");
-    let flavors = match catalog
-        .flavors(
-            &context.project,
-            marker.as_deref(),
-            limit.unwrap_or(10) as usize,
-        )
+    let flavors = catalog
+        .flavors(&context.project, marker.as_deref(), page as usize)
         .await
-    {
-        Ok(flavors) => flavors,
-        Err(error) => return Err(failed(error)),
-    };
+        .map_err(catalog_failed("Flavors could not be listed."))?;
     let pools = catalog
         .all_pools()
         .await

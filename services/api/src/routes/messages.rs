@@ -14,7 +14,7 @@ use crate::context::{PathParams, RequestContext};
 use crate::error::{ApiError, ApiResult};
 use crate::metadata::MIN_MESSAGE_TTL;
 use crate::present::{self, MessageView, PoppedView, links};
-use crate::query::{LinkParams, QueryParams, parse_int};
+use crate::query::{LimitWording, LinkParams, QueryParams, limit_error, page_limit, parse_int};
 use crate::routes::queues::parse_metadata;
 use crate::state::AppState;
 
@@ -197,12 +197,6 @@ pub async fn post(
     ))
 }
 
-fn ids_error(limit: u32) -> ApiError {
-    ApiError::invalid(format!(
-        "Limit must be at least 1 and may not be greater than {limit}."
-    ))
-}
-
 /// `GET .../messages`: a page of messages, or the messages named by `ids`.
 pub async fn list_or_get_many(
     State(state): State<AppState>,
@@ -214,7 +208,7 @@ pub async fn list_or_get_many(
     let max = state.config.limits.max_messages_per_page;
     if let Some(ids) = query.list("ids") {
         if ids.is_empty() || ids.len() > max as usize {
-            return Err(ids_error(max));
+            return Err(limit_error(max, LimitWording::MayNot));
         }
         return get_many(&state, scope, ids).await;
     }
@@ -223,14 +217,10 @@ pub async fn list_or_get_many(
     let echo = query.bool("echo")?;
     let include_claimed = query.bool("include_claimed")?;
     let include_delayed = query.bool("include_delayed")?;
-    if let Some(limit) = limit
-        && !(1..=i64::from(max)).contains(&limit)
-    {
-        return Err(ids_error(max));
-    }
+    let page = page_limit(limit, max, LimitWording::MayNot)?;
     let list_query = ListQuery {
         marker: marker.clone(),
-        limit: limit.unwrap_or(10) as u32,
+        limit: page,
         echo: echo.unwrap_or(false),
         client_id: context.client_id.clone(),
         include_claimed: include_claimed.unwrap_or(false),

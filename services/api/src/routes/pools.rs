@@ -16,7 +16,7 @@ use crate::context::{PathParams, RequestContext};
 use crate::error::{ApiError, ApiResult};
 use crate::forward::catalog::CatalogPlacement;
 use crate::present::{self, links};
-use crate::query::{LinkParams, QueryParams};
+use crate::query::{LimitWording, LinkParams, QueryParams, page_limit};
 use crate::state::AppState;
 
 /// Longest pool URI and flavor name.
@@ -181,17 +181,11 @@ pub async fn list(
     let limit = query.int("limit")?;
     let detailed = query.bool("detailed")?;
     let max = state.config.limits.max_pools_per_page;
-    if let Some(limit) = limit
-        && !(1..=i64::from(max)).contains(&limit)
-    {
-        return Err(ApiError::invalid(format!(
-            "Limit must be at least 1 and no greater than {max}."
-        )));
-    }
+    let page = page_limit(limit, max, LimitWording::NoGreater)?;
     let pools = placement
         .view()
         .catalog()
-        .pools(marker.as_deref(), limit.unwrap_or(10) as usize)
+        .pools(marker.as_deref(), page as usize)
         .await
         .map_err(catalog_failed("Pools could not be listed."))?;
     let params = LinkParams::new()

@@ -16,7 +16,7 @@ use crate::context::RequestContext;
 use crate::error::{ApiError, ApiResult};
 use crate::metadata;
 use crate::present::{self, links};
-use crate::query::{LinkParams, QueryParams, parse_int};
+use crate::query::{LimitWording, LinkParams, QueryParams, page_limit, parse_int};
 use crate::state::AppState;
 
 /// How often a PATCH retries when the metadata changed underneath it.
@@ -100,14 +100,8 @@ pub async fn list(
         Namespace::Topic => None,
     };
     let max = state.config.limits.max_queues_per_page;
-    if let Some(limit) = limit
-        && !(1..=i64::from(max)).contains(&limit)
-    {
-        return Err(ApiError::invalid(format!(
-            "Limit must be at least 1 and no greater than {max}."
-        )));
-    }
-    let page_size = limit.unwrap_or(10) as usize;
+    let page = page_limit(limit, max, LimitWording::NoGreater)?;
+    let page_size = page as usize;
     let known = ["marker", "limit", "detailed", "name", "with_count"];
     let filters: Vec<(String, Value)> = query
         .others(&known)

@@ -14,7 +14,7 @@ use crate::context::{PathParams, RequestContext};
 use crate::error::{ApiError, ApiResult};
 use crate::metadata::{truthy, validate_retry_policy};
 use crate::present::{self, links};
-use crate::query::{LinkParams, QueryParams};
+use crate::query::{LimitWording, LinkParams, QueryParams, page_limit};
 use crate::routes::queues::parse_metadata;
 use crate::state::AppState;
 
@@ -194,16 +194,10 @@ pub async fn list(
     let marker = query.get("marker");
     let limit = query.int("limit")?;
     let max = state.config.limits.max_subscriptions_per_page;
-    if let Some(limit) = limit
-        && !(1..=i64::from(max)).contains(&limit)
-    {
-        return Err(ApiError::invalid(format!(
-            "Limit must be at least 1 and may not be greater than {max}."
-        )));
-    }
+    let page = page_limit(limit, max, LimitWording::MayNot)?;
     let backend = state.placement.backend(scope).await?;
     let subscriptions = backend
-        .list_subscriptions(scope, marker.as_deref(), limit.unwrap_or(10) as u32)
+        .list_subscriptions(scope, marker.as_deref(), page)
         .await
         .map_err(ApiError::storage("Subscriptions could not be listed."))?;
     let params = LinkParams::new()
