@@ -17,8 +17,9 @@ use crate::error::ProtocolError;
 use crate::pb;
 
 pub use crate::pb::{
-    Claim, HealthResponse as Health, ListQueuesResponse as QueueNames, Message, MessageSummary,
-    NewMessage, PostLimits, QueueRecord, QueueStatsResponse as QueueStats, Subscription,
+    Claim, HealthResponse as Health, ListQueuesResponse as QueueNames, MailContent, Message,
+    MessageSummary, NewMessage, Notice, NotifyMode, PostLimits, QueueRecord,
+    QueueStatsResponse as QueueStats, Subscription,
 };
 
 /// Longest queue or topic name.
@@ -283,6 +284,8 @@ pub struct PostBatch {
     pub request_size: i64,
     /// The API tier's limits.
     pub limits: PostLimits,
+    /// Which subscriptions are notified of the posted messages.
+    pub notify: NotifyMode,
 }
 
 /// Parameters of a new claim.

@@ -8,6 +8,7 @@
 //! - [`ApiNode`]: a `zaqar api` (or `zaqar standalone`) process.
 //! - [`Cluster`]: a storage node and an API node on the shared test Redis.
 //! - [`Http`]: an HTTP client that sends a project and Client-ID by default.
+//! - [`webhook::Receiver`]: a real webhook receiver for notification tests.
 //! - [`test_redis_url`]: the shared test Redis that `deploy/test.sh` starts.
 //!
 //! Children bind port 0 and report their address; readiness is polled with a
@@ -17,6 +18,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod etcd;
+pub mod webhook;
 
 pub use etcd::EtcdServer;
 
@@ -32,6 +34,14 @@ use tempfile::TempDir;
 pub const READY_DEADLINE: Duration = Duration::from_secs(20);
 /// How long a child may take to exit after SIGTERM before it is killed.
 pub const STOP_DEADLINE: Duration = Duration::from_secs(10);
+
+/// A plain HTTP client. The workspace builds reqwest with rustls and no
+/// built-in crypto provider (the storage node installs ring), so install it
+/// here too.
+pub fn http_client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
+}
 
 /// The shared test Redis (`ZAQAR_TEST_REDIS_URL`). A missing URL fails the
 /// test: nothing is skipped silently.
@@ -185,7 +195,26 @@ impl StorageNode {
         Self::start_with(backend, "127.0.0.1:0", &["--etcd", etcd])
     }
 
+    /// Starts a node in front of `backend` on `address` with extra
+    /// `ZAQAR_STORAGE__*` settings.
+    pub fn start_env(
+        backend: &str,
+        address: &str,
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<StorageNode> {
+        Self::start_full(backend, address, &[], env)
+    }
+
     fn start_with(backend: &str, address: &str, extra: &[&str]) -> anyhow::Result<StorageNode> {
+        Self::start_full(backend, address, extra, &[])
+    }
+
+    fn start_full(
+        backend: &str,
+        address: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<StorageNode> {
         let mut command = Command::new(zaqar_bin());
         command
             .args(["storage", "--listen", address, "--backend", backend])
@@ -194,6 +223,9 @@ impl StorageNode {
             .env("RUST_LOG", "info")
             .env("ZAQAR_STORAGE__SHUTDOWN_GRACE", "500ms")
             .stdout(Stdio::piped());
+        for (key, value) in env {
+            command.env(key, value);
+        }
         let mut guard = ChildGuard::spawn("storage", command)?;
         let address = wait_for_address(&mut guard)?;
         Ok(StorageNode { guard, address })
@@ -372,7 +404,7 @@ impl Http {
     pub fn new(base: &str) -> Http {
         Http {
             base: base.trim_end_matches('/').to_string(),
-            client: reqwest::Client::new(),
+            client: http_client(),
             project: format!("it-{}", uuid::Uuid::new_v4().simple()),
             client_id: uuid::Uuid::new_v4().to_string(),
             roles: None,

@@ -48,6 +48,67 @@ pub struct ApiConfig {
     pub shutdown_grace: Duration,
     /// The `[transport]` limits.
     pub limits: Limits,
+    /// Subscription notifications (`[notification]`).
+    pub notification: NotificationConfig,
+}
+
+/// Settings of notifications (`[notification]` and `[storage]
+/// message_pipeline` in Zaqar).
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct NotificationConfig {
+    /// Whether posted messages are notified to subscribers at all.
+    pub enabled: bool,
+    /// Whether subscriptions must be confirmed before they are notified; a
+    /// new subscription is then sent a confirmation request (needs
+    /// `signed_url_secret_key`).
+    pub require_confirmation: bool,
+    /// The public base URL of this API (e.g. `https://zaqar.example.com`),
+    /// joined with the confirm path as `WSGISubscribeURL` in confirmation
+    /// requests; unset, the key is left out.
+    pub public_endpoint: Option<String>,
+    /// Page that confirms e-mail subscriptions; confirmation e-mails link to
+    /// it with the signature in the query. Unset, no confirmation e-mail is
+    /// sent.
+    pub external_confirmation_url: Option<String>,
+    /// Subject of confirmation e-mails.
+    pub subscription_confirmation_subject: String,
+    /// Sender of confirmation e-mails.
+    pub subscription_confirmation_sender: String,
+    /// Body of confirmation e-mails: `{0}` = queue, `{1}` = project,
+    /// `{2}` = confirmation link.
+    pub subscription_confirmation_body: String,
+    /// Subject of unsubscribe e-mails.
+    pub unsubscribe_confirmation_subject: String,
+    /// Body of unsubscribe e-mails (same placeholders).
+    pub unsubscribe_confirmation_body: String,
+    /// Lifetime of the signature sent on unsubscribe, in seconds.
+    pub default_subscription_ttl: i64,
+}
+
+impl Default for NotificationConfig {
+    fn default() -> Self {
+        NotificationConfig {
+            enabled: true,
+            require_confirmation: false,
+            public_endpoint: None,
+            external_confirmation_url: None,
+            subscription_confirmation_subject: "Zaqar Notification - Subscription Confirmation"
+                .into(),
+            subscription_confirmation_sender: "Zaqar Notifications <no-reply@openstack.org>".into(),
+            subscription_confirmation_body: "You have chosen to subscribe to the queue: {0}. \
+                This queue belongs to project: {1}. \
+                To confirm this subscription, click or visit this link below: {2}"
+                .into(),
+            unsubscribe_confirmation_subject: "Zaqar Notification - Unsubscribe Confirmation"
+                .into(),
+            unsubscribe_confirmation_body: "You have unsubscribed successfully to the queue: {0}. \
+                This queue belongs to project: {1}. \
+                To resubscribe this subscription, click or visit this link below: {2}"
+                .into(),
+            default_subscription_ttl: 3600,
+        }
+    }
 }
 
 impl Default for ApiConfig {
@@ -63,6 +124,7 @@ impl Default for ApiConfig {
             request_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(10),
             limits: Limits::default(),
+            notification: NotificationConfig::default(),
         }
     }
 }

@@ -21,6 +21,7 @@ pub mod context;
 pub mod error;
 pub mod forward;
 pub mod metadata;
+pub mod notices;
 pub mod present;
 pub mod query;
 pub mod routes;

@@ -10,10 +10,11 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use zaqar_proto::model::{
     Claim, ClaimRef, ClaimSpec, Health, ListQuery, Message, MessagePage, Namespace,
-    NewSubscription, PostBatch, QueueNames, QueueRecord, QueueStats, Scope, Subscription,
+    NewSubscription, Notice, PostBatch, QueueNames, QueueRecord, QueueStats, Scope, Subscription,
     SubscriptionUpdate,
 };
 
+use crate::delivery::OutboxRef;
 use crate::error::Result;
 
 /// A shared, type-erased backend.
@@ -148,6 +149,22 @@ pub trait Backend: Send + Sync + 'static {
     /// Sets the confirmed flag, or fails with `NotFound`.
     async fn confirm_subscription(&self, scope: &Scope, id: &str, confirmed: bool) -> Result<()>;
 
+    /// Queues `notice` for delivery to a subscription's subscriber, or fails
+    /// with `NotFound` when the subscription is unknown or expired.
+    async fn enqueue_notice(
+        &self,
+        scope: &Scope,
+        subscription_id: &str,
+        notice: Notice,
+    ) -> Result<()>;
+
     /// Reports whether the backend answers, and how fast.
     async fn health(&self) -> Result<Health>;
+
+    /// The outbox of pending deliveries when this backend keeps one (a
+    /// backend reached over the network does not: the node behind it
+    /// delivers).
+    fn outbox(self: Arc<Self>) -> Option<OutboxRef> {
+        None
+    }
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use zaqar_proto::model::{
     Claim, ClaimRef, ClaimSpec, Health, ListQuery, Message, MessagePage, Namespace,
-    NewSubscription, PostBatch, QueueNames, QueueRecord, QueueStats, Scope, Subscription,
+    NewSubscription, Notice, PostBatch, QueueNames, QueueRecord, QueueStats, Scope, Subscription,
     SubscriptionUpdate,
 };
 use zaqar_proto::pb::storage_client::StorageClient;
@@ -173,6 +173,7 @@ impl Backend for GrpcBackend {
                 messages: batch.messages,
                 request_size: batch.request_size,
                 limits: Some(batch.limits),
+                notify: batch.notify.into(),
             })
             .await?;
         Ok(reply.into_inner().ids)
@@ -394,6 +395,22 @@ impl Backend for GrpcBackend {
                 scope: wire(scope),
                 id: id.to_string(),
                 confirmed,
+            })
+            .await?;
+        Ok(())
+    }
+
+    async fn enqueue_notice(
+        &self,
+        scope: &Scope,
+        subscription_id: &str,
+        notice: Notice,
+    ) -> Result<()> {
+        self.client()
+            .enqueue_notice(pb::EnqueueNoticeRequest {
+                scope: wire(scope),
+                subscription_id: subscription_id.to_string(),
+                notice: Some(notice),
             })
             .await?;
         Ok(())

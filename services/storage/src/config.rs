@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::backends::RedisConfig;
+use crate::delivery::DeliveryConfig;
 use crate::error::{Result, StorageError};
 
 /// Settings of `zaqar storage`.
@@ -36,6 +37,8 @@ pub struct StorageNodeConfig {
     /// How long the registration outlives a node that stopped renewing it.
     #[serde(with = "humantime_serde")]
     pub registration_ttl: Duration,
+    /// Notification delivery from this node's pool.
+    pub delivery: DeliveryConfig,
 }
 
 impl Default for StorageNodeConfig {
@@ -49,6 +52,7 @@ impl Default for StorageNodeConfig {
             catalog_root: "/zaqar".into(),
             advertise: None,
             registration_ttl: Duration::from_secs(6),
+            delivery: DeliveryConfig::default(),
         }
     }
 }
@@ -64,6 +68,11 @@ impl StorageNodeConfig {
         if self.redis.sweep_interval.is_zero() {
             return Err(StorageError::Invalid(
                 "redis.sweep_interval must be positive".into(),
+            ));
+        }
+        if self.delivery.timeout.is_zero() || self.delivery.concurrency == 0 {
+            return Err(StorageError::Invalid(
+                "delivery.timeout and delivery.concurrency must be positive".into(),
             ));
         }
         Ok(())

@@ -132,6 +132,7 @@ fn batch(client: &str, messages: Vec<NewMessage>) -> PostBatch {
         messages,
         request_size: 100,
         limits: limits(),
+        notify: zaqar_proto::model::NotifyMode::None,
     }
 }
 
@@ -1616,4 +1617,197 @@ pub async fn health_reports_reachable(backend: BackendRef) {
     let health = backend.health().await.unwrap();
     assert!(health.reachable);
     assert!(!health.backend.is_empty());
+}
+
+/// Generates the outbox conformance test for a backend that keeps a
+/// delivery outbox. The factory must give the test a store of its own (no
+/// other taker may lease its deliveries).
+#[macro_export]
+macro_rules! outbox_conformance_suite {
+    ($factory:path) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn outbox_queues_takes_retries_and_finishes_deliveries() {
+            let fixture: $crate::conformance::Fixture = $factory().await;
+            $crate::conformance::outbox_queues_takes_retries_and_finishes_deliveries(
+                fixture.backend.clone(),
+            )
+            .await;
+            drop(fixture);
+        }
+    };
+}
+
+/// Takes the due deliveries of queue `name` (others are left leased).
+async fn take_of(
+    outbox: &crate::delivery::OutboxRef,
+    name: &str,
+) -> Vec<crate::delivery::Delivery> {
+    let mut mine: Vec<_> = outbox
+        .take_due(1000, Duration::from_secs(60))
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|delivery| delivery.queue_name == name)
+        .collect();
+    mine.sort_by(|a, b| a.record.subscription.cmp(&b.record.subscription));
+    mine
+}
+
+fn notifying(notify: zaqar_proto::model::NotifyMode, bodies: &[&str]) -> PostBatch {
+    let mut batch = batch(CLIENT_A, bodies.iter().map(|body| message(body)).collect());
+    batch.notify = notify;
+    batch
+}
+
+/// Posts queue one delivery per notified subscription in the same step;
+/// taken deliveries are leased; progress and retry times are kept; notices
+/// go to live subscriptions only; finished deliveries are gone.
+pub async fn outbox_queues_takes_retries_and_finishes_deliveries(backend: BackendRef) {
+    use zaqar_proto::model::NotifyMode;
+    let outbox = backend
+        .clone()
+        .outbox()
+        .expect("the backend keeps an outbox");
+    let name = format!("outbox-{}", uuid::Uuid::new_v4().simple());
+    let scope = Scope::queue(fresh_project(), &name).unwrap();
+    let (confirmed, _) = backend
+        .create_subscription(&scope, subscription("http://example.com/a"))
+        .await
+        .unwrap();
+    let (unconfirmed, _) = backend
+        .create_subscription(&scope, subscription("http://example.com/b"))
+        .await
+        .unwrap();
+    backend
+        .confirm_subscription(&scope, &confirmed, true)
+        .await
+        .unwrap();
+    assert!(take_of(&outbox, &name).await.is_empty());
+
+    // Everybody, with the messages in post order.
+    backend
+        .post_messages(&scope, notifying(NotifyMode::All, &["{\"n\":1}", "[2]"]))
+        .await
+        .unwrap();
+    let taken = take_of(&outbox, &name).await;
+    let mut subscribers: Vec<&str> = taken
+        .iter()
+        .map(|d| d.target.as_ref().unwrap().subscriber.as_str())
+        .collect();
+    subscribers.sort_unstable();
+    assert_eq!(
+        subscribers,
+        ["http://example.com/a", "http://example.com/b"]
+    );
+    for delivery in &taken {
+        assert_eq!(
+            delivery.record.messages,
+            vec![
+                (3600, -1, "{\"n\":1}".to_string()),
+                (3600, -1, "[2]".to_string())
+            ]
+        );
+        assert_eq!((delivery.record.next, delivery.record.failures), (0, 0));
+        assert!(
+            delivery
+                .target
+                .as_ref()
+                .unwrap()
+                .options
+                .contains("X-Token")
+        );
+        assert_eq!(delivery.queue_metadata, "{}");
+    }
+    // Leased: not handed out twice.
+    assert!(take_of(&outbox, &name).await.is_empty());
+
+    // Progress is kept and the delivery comes back when due.
+    let mut first = taken[0].clone();
+    first.record.next = 1;
+    first.record.failures = 2;
+    outbox
+        .retry_later(&first.key, &first.record, Duration::ZERO)
+        .await
+        .unwrap();
+    let again = take_of(&outbox, &name).await;
+    assert_eq!(again.len(), 1);
+    assert_eq!((again[0].record.next, again[0].record.failures), (1, 2));
+    outbox
+        .retry_later(&again[0].key, &again[0].record, Duration::from_secs(1))
+        .await
+        .unwrap();
+    assert!(take_of(&outbox, &name).await.is_empty(), "not due yet");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let due = loop {
+        let due = take_of(&outbox, &name).await;
+        if !due.is_empty() || std::time::Instant::now() > deadline {
+            break due;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(due.len(), 1, "due after its delay");
+    for delivery in taken.iter().chain(&due) {
+        outbox.finish(&delivery.key).await.unwrap();
+    }
+    // Finishing twice is harmless.
+    outbox.finish(&due[0].key).await.unwrap();
+
+    // Only confirmed subscriptions, or nobody.
+    backend
+        .post_messages(&scope, notifying(NotifyMode::Confirmed, &["3"]))
+        .await
+        .unwrap();
+    backend
+        .post_messages(&scope, notifying(NotifyMode::None, &["4"]))
+        .await
+        .unwrap();
+    let taken = take_of(&outbox, &name).await;
+    assert_eq!(taken.len(), 1);
+    assert_eq!(taken[0].record.subscription, confirmed);
+    assert_eq!(taken[0].record.messages[0].2, "3");
+    outbox.finish(&taken[0].key).await.unwrap();
+
+    // Notices go to live subscriptions.
+    let notice = zaqar_proto::model::Notice {
+        document: "{\"Message_Type\":\"SubscriptionConfirmation\"}".into(),
+        mail: None,
+    };
+    let missing = backend
+        .enqueue_notice(&scope, "000000000000000000000000", notice.clone())
+        .await
+        .unwrap_err();
+    assert_eq!(missing.kind(), ErrorKind::NotFound);
+    backend
+        .enqueue_notice(&scope, &unconfirmed, notice)
+        .await
+        .unwrap();
+    let taken = take_of(&outbox, &name).await;
+    assert_eq!(taken.len(), 1);
+    assert_eq!(taken[0].record.subscription, unconfirmed);
+    assert!(taken[0].record.messages.is_empty());
+    assert!(
+        taken[0]
+            .record
+            .notice
+            .as_ref()
+            .unwrap()
+            .document
+            .contains("SubscriptionConfirmation")
+    );
+    outbox.finish(&taken[0].key).await.unwrap();
+
+    // A delivery whose subscription is deleted meanwhile has no target.
+    backend
+        .post_messages(&scope, notifying(NotifyMode::Confirmed, &["5"]))
+        .await
+        .unwrap();
+    backend
+        .delete_subscription(&scope, &confirmed)
+        .await
+        .unwrap();
+    let taken = take_of(&outbox, &name).await;
+    assert_eq!(taken.len(), 1);
+    assert!(taken[0].target.is_none());
+    outbox.finish(&taken[0].key).await.unwrap();
+    assert!(take_of(&outbox, &name).await.is_empty());
 }

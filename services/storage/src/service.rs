@@ -192,6 +192,7 @@ impl Storage for StorageService {
         request: Request<pb::PostMessagesRequest>,
     ) -> Result<Response<pb::PostMessagesResponse>, Status> {
         let request = request.into_inner();
+        let notify = request.notify();
         let scope = scope(request.scope)?;
         let limits = request
             .limits
@@ -204,6 +205,7 @@ impl Storage for StorageService {
             messages: request.messages,
             request_size: request.request_size,
             limits,
+            notify,
         };
         self.spawn(move |backend| async move {
             let ids = backend.post_messages(&scope, batch).await?;
@@ -471,6 +473,24 @@ impl Storage for StorageService {
                 .confirm_subscription(&scope, &request.id, request.confirmed)
                 .await?;
             Ok(pb::ConfirmSubscriptionResponse {})
+        })
+        .await
+    }
+
+    async fn enqueue_notice(
+        &self,
+        request: Request<pb::EnqueueNoticeRequest>,
+    ) -> Result<Response<pb::EnqueueNoticeResponse>, Status> {
+        let request = request.into_inner();
+        let scope = scope(request.scope)?;
+        let notice = request
+            .notice
+            .ok_or(ProtocolError::MissingField("notice"))?;
+        self.spawn(move |backend| async move {
+            backend
+                .enqueue_notice(&scope, &request.subscription_id, notice)
+                .await?;
+            Ok(pb::EnqueueNoticeResponse {})
         })
         .await
     }

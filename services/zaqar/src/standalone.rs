@@ -17,6 +17,7 @@ use zaqar_catalog::store::embedded::EmbeddedStore;
 use zaqar_catalog::{Catalog, CatalogView, Pool};
 use zaqar_storage::BackendRef;
 use zaqar_storage::backends::RedisConfig;
+use zaqar_storage::delivery::DeliveryConfig;
 
 use crate::settings::{announce, redact};
 use crate::{settings, shutdown};
@@ -34,6 +35,8 @@ pub struct StandaloneConfig {
     pub data_dir: Option<PathBuf>,
     /// Redis backend settings.
     pub redis: RedisConfig,
+    /// Notification delivery from every pool served in process.
+    pub delivery: DeliveryConfig,
     /// API settings (`storage` is unused here).
     pub api: ApiConfig,
 }
@@ -91,12 +94,28 @@ async fn catalog_placement(
     let view = CatalogView::start(catalog, Duration::from_secs(1)).await;
     let default_uri = config.backend.clone();
     let redis = config.redis.clone();
+    let delivery = config.delivery.clone();
+    // Each pool opened here delivers its own notifications for as long as
+    // the process runs.
+    let workers = std::sync::Mutex::new(Vec::new());
+    let keep =
+        move |backend: &BackendRef, workers: &std::sync::Mutex<Vec<_>>| -> anyhow::Result<()> {
+            if let Some(guard) = zaqar_storage::delivery::start(backend, &delivery)?
+                && let Ok(mut workers) = workers.lock()
+            {
+                workers.push(guard);
+            }
+            Ok(())
+        };
+    keep(&default_backend, &workers)?;
     let opener: LocalOpener = Arc::new(move |uri: &str| {
         if uri == default_uri {
             return Ok(default_backend.clone());
         }
-        zaqar_storage::backends::open(uri, &redis)
-            .map_err(|error| ApiError::bad_body(format!("cannot connect to {uri}: {error}")))
+        let backend = zaqar_storage::backends::open(uri, &redis)
+            .map_err(|error| ApiError::bad_body(format!("cannot connect to {uri}: {error}")))?;
+        keep(&backend, &workers).map_err(|error| ApiError::Internal(error.to_string()))?;
+        Ok(backend)
     });
     Ok(Arc::new(CatalogPlacement::in_process(view, opener)))
 }

@@ -77,6 +77,7 @@ pub async fn run(
     )?;
     config.validate()?;
     let backend = zaqar_storage::backends::open(&config.backend, &config.redis)?;
+    let _delivery = zaqar_storage::delivery::start(&backend, &config.delivery)?;
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;

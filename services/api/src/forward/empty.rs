@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 use zaqar_proto::model::{
     Claim, ClaimRef, ClaimSpec, Health, ListQuery, Message, MessagePage, Namespace,
-    NewSubscription, PostBatch, QueueNames, QueueRecord, QueueStats, Scope, Subscription,
+    NewSubscription, Notice, PostBatch, QueueNames, QueueRecord, QueueStats, Scope, Subscription,
     SubscriptionUpdate,
 };
 use zaqar_storage::{Backend, Result, StorageError};
@@ -165,6 +165,12 @@ impl Backend for EmptyBackend {
     }
 
     async fn confirm_subscription(&self, _scope: &Scope, id: &str, _confirmed: bool) -> Result<()> {
+        Err(StorageError::NotFound(format!(
+            "Subscription {id} does not exist"
+        )))
+    }
+
+    async fn enqueue_notice(&self, _scope: &Scope, id: &str, _notice: Notice) -> Result<()> {
         Err(StorageError::NotFound(format!(
             "Subscription {id} does not exist"
         )))

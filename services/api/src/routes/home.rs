@@ -366,6 +366,7 @@ async fn self_test(backend: &zaqar_storage::BackendRef) -> Value {
             max_message_delay: 0,
             max_messages_post_size: i64::MAX,
         },
+        notify: zaqar_proto::model::NotifyMode::None,
     };
     let posted = backend.post_messages(&scope, batch).await;
     let ids = posted.as_ref().map(Clone::clone).unwrap_or_default();

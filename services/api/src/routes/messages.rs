@@ -183,6 +183,7 @@ pub async fn post(
             max_message_delay: limits.max_message_delay,
             max_messages_post_size: global_limit as i64,
         },
+        notify: crate::notices::notify_mode(&state.config.notification),
     };
     let ids = backend
         .post_messages(scope, batch)

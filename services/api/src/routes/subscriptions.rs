@@ -1,5 +1,6 @@
 //! Subscriptions: create, list, get, update, delete, confirm (contract §2.5).
-//! Delivery of notifications is separate from these records.
+//! Notifications are delivered by the queue's pool; this tier only asks for
+//! confirmations when they are required ([`crate::notices`]).
 
 use axum::body::Body;
 use axum::extract::{RawQuery, State};
@@ -7,12 +8,14 @@ use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 use zaqar_proto::ErrorKind;
-use zaqar_proto::model::{NewSubscription, Subscription, SubscriptionUpdate};
+use zaqar_proto::model::{NewSubscription, Scope, Subscription, SubscriptionUpdate};
+use zaqar_storage::Backend;
 
 use crate::body::{self, RawBody};
 use crate::context::{PathParams, RequestContext};
 use crate::error::{ApiError, ApiResult};
 use crate::metadata::{truthy, validate_retry_policy};
+use crate::notices;
 use crate::present::{self, links};
 use crate::query::{LimitWording, LinkParams, QueryParams, page_limit};
 use crate::routes::queues::parse_metadata;
@@ -147,7 +150,7 @@ pub async fn create(
         .create_subscription(
             scope,
             NewSubscription {
-                subscriber,
+                subscriber: subscriber.clone(),
                 ttl,
                 options,
             },
@@ -155,6 +158,14 @@ pub async fn create(
         .await;
     match created {
         Ok((id, _)) => {
+            // New, or re-posted while unconfirmed: (re)send the request.
+            let request = notices::Request::Subscribe;
+            if let Some(notice) =
+                notices::confirmation(&state.config, scope, &id, &subscriber, ttl, request)
+                && let Err(error) = backend.enqueue_notice(scope, &id, notice).await
+            {
+                tracing::warn!(%error, "cannot queue a confirmation request");
+            }
             let response = present::json(StatusCode::CREATED, &json!({"subscription_id": id}));
             Ok(present::with_location(response, &location))
         }
@@ -310,6 +321,21 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Sends the unsubscribe request with a fresh signature (contract §6.5).
+async fn unsubscribed(state: &AppState, backend: &dyn Backend, scope: &Scope, id: &str) {
+    let subscriber = match backend.get_subscription(scope, id).await {
+        Ok(subscription) => subscription.subscriber,
+        Err(_) => return,
+    };
+    let ttl = state.config.notification.default_subscription_ttl;
+    let request = notices::Request::Unsubscribe;
+    if let Some(notice) = notices::confirmation(&state.config, scope, id, &subscriber, ttl, request)
+        && let Err(error) = backend.enqueue_notice(scope, id, notice).await
+    {
+        tracing::warn!(%error, "cannot queue an unsubscribe request");
+    }
+}
+
 /// `PUT .../subscriptions/{id}/confirm`: 204.
 pub async fn confirm(
     State(state): State<AppState>,
@@ -327,10 +353,15 @@ pub async fn confirm(
     };
     let backend = state.placement.backend(scope).await?;
     match backend.confirm_subscription(scope, id, confirmed).await {
-        Ok(()) => Ok(present::with_location(
-            StatusCode::NO_CONTENT.into_response(),
-            uri.path(),
-        )),
+        Ok(()) => {
+            if !confirmed && state.config.notification.require_confirmation {
+                unsubscribed(&state, &*backend, scope, id).await;
+            }
+            Ok(present::with_location(
+                StatusCode::NO_CONTENT.into_response(),
+                uri.path(),
+            ))
+        }
         Err(error) if error.kind() == ErrorKind::NotFound => Err(not_found(id)),
         Err(error) if error.kind() == ErrorKind::Unavailable => Err(ApiError::from_storage(
             error,

@@ -36,12 +36,15 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::{CancellationToken, DropGuard};
 use zaqar_proto::model::{
     Claim, ClaimRef, ClaimSpec, Health, ListQuery, Message, MessagePage, MessageSummary, Namespace,
-    NewSubscription, PostBatch, QueueNames, QueueRecord, QueueSettings, QueueStats, Scope,
-    Subscription, SubscriptionUpdate, new_id,
+    NewSubscription, Notice, NotifyMode, PostBatch, QueueNames, QueueRecord, QueueSettings,
+    QueueStats, Scope, Subscription, SubscriptionUpdate, new_id,
 };
 
 use crate::backend::Backend;
+use crate::delivery::{DeliveryRecord, OutboxRef};
 use crate::error::{Result, StorageError};
+
+mod outbox;
 
 type Bytes = &'static [u8];
 
@@ -323,6 +326,8 @@ struct Tables<'txn> {
     expiry: Table<'txn, Bytes, Bytes>,
     subscriptions: Table<'txn, Bytes, Bytes>,
     subscribers: Table<'txn, Bytes, Bytes>,
+    deliveries: Table<'txn, Bytes, Bytes>,
+    delivery_due: Table<'txn, Bytes, Bytes>,
 }
 
 impl<'txn> Tables<'txn> {
@@ -337,6 +342,8 @@ impl<'txn> Tables<'txn> {
             expiry: txn.open_table(EXPIRY).map_err(db_error)?,
             subscriptions: txn.open_table(SUBSCRIPTIONS).map_err(db_error)?,
             subscribers: txn.open_table(SUBSCRIBERS).map_err(db_error)?,
+            deliveries: txn.open_table(outbox::DELIVERIES).map_err(db_error)?,
+            delivery_due: txn.open_table(outbox::DELIVERY_DUE).map_err(db_error)?,
         })
     }
 
@@ -539,6 +546,8 @@ pub struct EmbeddedBackend {
     db: Arc<Database>,
     jobs: std::sync::mpsc::Sender<Job>,
     path: PathBuf,
+    in_flight: outbox::InFlight,
+    wakeup: Arc<tokio::sync::Notify>,
     _sweeper: DropGuard,
 }
 
@@ -575,6 +584,8 @@ impl EmbeddedBackend {
             db,
             jobs,
             path,
+            in_flight: outbox::InFlight::default(),
+            wakeup: Arc::new(tokio::sync::Notify::new()),
             _sweeper: cancel.drop_guard(),
         })
     }
@@ -1066,59 +1077,77 @@ impl Backend for EmbeddedBackend {
 
     async fn post_messages(&self, scope: &Scope, batch: PostBatch) -> Result<Vec<String>> {
         let key = scope_key(scope);
-        self.write(move |tables, now| {
-            let outcome = (|| {
-                let (mut queue, _) = tables.ensure_queue(&key, now)?;
-                let global = batch.limits.max_messages_post_size;
-                if let Some(queue_max) = queue.settings.max_post_size {
-                    let effective = queue_max.min(global);
-                    if batch.request_size > effective {
-                        return Err(StorageError::post_too_large(effective, global, queue_max));
+        let notify = batch.notify;
+        let (ids, queued) = self
+            .write(move |tables, now| {
+                let outcome = (|| {
+                    let (mut queue, _) = tables.ensure_queue(&key, now)?;
+                    let global = batch.limits.max_messages_post_size;
+                    if let Some(queue_max) = queue.settings.max_post_size {
+                        let effective = queue_max.min(global);
+                        if batch.request_size > effective {
+                            return Err(StorageError::post_too_large(effective, global, queue_max));
+                        }
                     }
-                }
-                let mut delays = Vec::with_capacity(batch.messages.len());
-                for message in &batch.messages {
-                    let delay = match queue.settings.default_delay {
-                        Some(default) => message.delay.unwrap_or(default),
-                        None => 0,
-                    };
-                    if queue.settings.default_delay.is_some()
-                        && !(0..=batch.limits.max_message_delay).contains(&delay)
-                    {
-                        return Err(StorageError::bad_delay(batch.limits.max_message_delay));
+                    let mut delays = Vec::with_capacity(batch.messages.len());
+                    for message in &batch.messages {
+                        let delay = match queue.settings.default_delay {
+                            Some(default) => message.delay.unwrap_or(default),
+                            None => 0,
+                        };
+                        if queue.settings.default_delay.is_some()
+                            && !(0..=batch.limits.max_message_delay).contains(&delay)
+                        {
+                            return Err(StorageError::bad_delay(batch.limits.max_message_delay));
+                        }
+                        delays.push(delay);
                     }
-                    delays.push(delay);
-                }
-                let default_ttl = queue
-                    .settings
-                    .default_ttl
-                    .unwrap_or(batch.limits.default_message_ttl);
-                let mut ids = Vec::with_capacity(batch.messages.len());
-                for (message, delay) in batch.messages.into_iter().zip(delays) {
-                    queue.seq += 1;
-                    let ttl = message.ttl.unwrap_or(default_ttl);
-                    let row = MessageRow {
-                        id: new_id(),
-                        created: now,
-                        expires: now + ttl * 1000,
-                        ttl,
-                        visible: now + delay * 1000,
-                        client: batch.client_id.clone(),
-                        claim: String::new(),
-                        claim_expires: 0,
-                        claim_count: 0,
-                        body: message.body,
+                    let default_ttl = queue
+                        .settings
+                        .default_ttl
+                        .unwrap_or(batch.limits.default_message_ttl);
+                    let mut ids = Vec::with_capacity(batch.messages.len());
+                    let delay_queue = queue.settings.default_delay.is_some();
+                    let mut notified = Vec::new();
+                    for (message, delay) in batch.messages.into_iter().zip(delays) {
+                        queue.seq += 1;
+                        let ttl = message.ttl.unwrap_or(default_ttl);
+                        if notify != NotifyMode::None {
+                            let shown_delay = if delay_queue { delay } else { -1 };
+                            notified.push((ttl, shown_delay, message.body.clone()));
+                        }
+                        let row = MessageRow {
+                            id: new_id(),
+                            created: now,
+                            expires: now + ttl * 1000,
+                            ttl,
+                            visible: now + delay * 1000,
+                            client: batch.client_id.clone(),
+                            claim: String::new(),
+                            claim_expires: 0,
+                            claim_count: 0,
+                            body: message.body,
+                        };
+                        tables.insert_message(&key, queue.seq, &row)?;
+                        ids.push(row.id);
+                    }
+                    tables.put_queue(&key, &queue)?;
+                    let queued = match ids.first() {
+                        Some(first) if !notified.is_empty() => {
+                            tables.queue_notifications(&key, first, notified, notify, now)?
+                        }
+                        _ => 0,
                     };
-                    tables.insert_message(&key, queue.seq, &row)?;
-                    ids.push(row.id);
-                }
-                tables.put_queue(&key, &queue)?;
-                Ok(ids)
-            })();
-            // The queue is created even when the batch is rejected.
-            (outcome, true)
-        })
-        .await
+                    Ok((ids, queued))
+                })();
+                // The queue is created even when the batch is rejected.
+                (outcome, true)
+            })
+            .await?;
+        if queued > 0 {
+            self.wakeup.notify_one();
+        }
+        Ok(ids)
     }
 
     async fn list_messages(&self, scope: &Scope, query: &ListQuery) -> Result<MessagePage> {
@@ -1630,6 +1659,35 @@ impl Backend for EmbeddedBackend {
         .await
     }
 
+    async fn enqueue_notice(
+        &self,
+        scope: &Scope,
+        subscription_id: &str,
+        notice: Notice,
+    ) -> Result<()> {
+        let key = scope_key(scope);
+        let subscription = subscription_id.to_string();
+        let record = DeliveryRecord::notice(subscription_id, notice).encode()?;
+        self.write_ok(move |tables, now| {
+            if tables.subscription(&key, &subscription, now)?.is_none() {
+                return Err(StorageError::subscription_not_found(&subscription));
+            }
+            let id = format!("{}.{subscription}", new_id());
+            tables.put_delivery(&child(&key, id.as_bytes()), now, record.as_bytes())
+        })
+        .await?;
+        self.wakeup.notify_one();
+        Ok(())
+    }
+
+    fn outbox(self: Arc<Self>) -> Option<OutboxRef> {
+        Some(Arc::new(outbox::EmbeddedOutbox {
+            jobs: self.jobs.clone(),
+            in_flight: self.in_flight.clone(),
+            wakeup: self.wakeup.clone(),
+        }))
+    }
+
     async fn health(&self) -> Result<Health> {
         let started = Instant::now();
         let reachable = self
@@ -1675,4 +1733,5 @@ mod conformance {
     }
 
     crate::backend_conformance_suite!(embedded_fixture);
+    crate::outbox_conformance_suite!(embedded_fixture);
 }

@@ -23,12 +23,15 @@ use serde::Deserialize;
 use tokio_util::sync::{CancellationToken, DropGuard};
 use zaqar_proto::model::{
     Claim, ClaimRef, ClaimSpec, Health, ListQuery, Message, MessagePage, MessageSummary, Namespace,
-    NewSubscription, PostBatch, QueueNames, QueueRecord, QueueSettings, QueueStats, Scope,
-    Subscription, SubscriptionUpdate, new_id,
+    NewSubscription, Notice, NotifyMode, PostBatch, QueueNames, QueueRecord, QueueSettings,
+    QueueStats, Scope, Subscription, SubscriptionUpdate, new_id,
 };
 
 use crate::backend::Backend;
+use crate::delivery::{DeliveryRecord, OutboxRef};
 use crate::error::{Result, StorageError};
+
+mod outbox;
 
 /// Settings of the Redis backend.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
@@ -54,9 +57,9 @@ impl Default for RedisConfig {
 /// Prefix of every key this backend writes.
 const KEY_ROOT: &str = "zaqar:";
 /// Suffixes of a queue's keys, in the order the scripts expect them.
-const KEY_SUFFIXES: [&str; 13] = [
+const KEY_SUFFIXES: [&str; 15] = [
     "q", "msgs", "free", "exp", "claimed", "info", "body", "claims", "cexp", "dead", "subs",
-    "subz", "subu",
+    "subz", "subu", "nrec", "ndue",
 ];
 /// Entries one listing script call looks at before handing back.
 const LIST_SCAN_BUDGET: i64 = 1000;
@@ -144,6 +147,11 @@ struct Scripts {
     sub_update: Script,
     sub_delete: Script,
     sub_confirm: Script,
+    delivery_due: Script,
+    delivery_take: Script,
+    delivery_finish: Script,
+    delivery_retry: Script,
+    delivery_enqueue: Script,
 }
 
 impl Scripts {
@@ -161,7 +169,7 @@ impl Scripts {
             queue_stats: plain(include_str!("redis/queue_stats.lua")),
             queue_purge: plain(include_str!("redis/queue_purge.lua")),
             queue_sweep: plain(include_str!("redis/queue_sweep.lua")),
-            messages_post: plain(include_str!("redis/messages_post.lua")),
+            messages_post: subs(include_str!("redis/messages_post.lua")),
             messages_list: plain(include_str!("redis/messages_list.lua")),
             messages_get: plain(include_str!("redis/messages_get.lua")),
             message_delete: plain(include_str!("redis/message_delete.lua")),
@@ -179,14 +187,23 @@ impl Scripts {
             sub_update: subs(include_str!("redis/sub_update.lua")),
             sub_delete: subs(include_str!("redis/sub_delete.lua")),
             sub_confirm: subs(include_str!("redis/sub_confirm.lua")),
+            delivery_due: Script::new(include_str!("redis/delivery_due.lua")),
+            delivery_take: subs(include_str!("redis/delivery_take.lua")),
+            delivery_finish: plain(include_str!("redis/delivery_finish.lua")),
+            delivery_retry: plain(include_str!("redis/delivery_retry.lua")),
+            delivery_enqueue: subs(include_str!("redis/delivery_enqueue.lua")),
         }
     }
 }
 
-/// The state shared by the backend and its sweeper.
+/// The state shared by the backend, its sweeper and its outbox.
 struct Inner {
     conn: ConnectionManager,
     scripts: Scripts,
+    /// Queues this process queued deliveries in, not yet looked at.
+    hot: std::sync::Mutex<Vec<String>>,
+    /// Wakes the delivery worker.
+    wakeup: std::sync::Arc<tokio::sync::Notify>,
 }
 
 /// A backend storing queues in one Redis server.
@@ -212,6 +229,8 @@ impl RedisBackend {
         let inner = std::sync::Arc::new(Inner {
             conn,
             scripts: Scripts::new(),
+            hot: std::sync::Mutex::new(Vec::new()),
+            wakeup: std::sync::Arc::new(tokio::sync::Notify::new()),
         });
         let cancel = CancellationToken::new();
         tokio::spawn(sweep_forever(
@@ -330,6 +349,16 @@ impl Inner {
             for key in &keys {
                 if let Some((index, name)) = key.strip_suffix(":q").and_then(index_of_prefix) {
                     heal.cmd("ZADD").arg(index).arg(0).arg(name).ignore();
+                    healing = true;
+                }
+                // Queues with deliveries are on the delivery schedule.
+                if let Some(prefix) = key.strip_suffix(":ndue") {
+                    heal.cmd("ZADD")
+                        .arg(outbox::SCHEDULE_KEY)
+                        .arg("NX")
+                        .arg(0)
+                        .arg(prefix)
+                        .ignore();
                     healing = true;
                 }
             }
@@ -708,7 +737,12 @@ impl Backend for RedisBackend {
             .arg(batch.request_size)
             .arg(batch.limits.default_message_ttl)
             .arg(batch.limits.max_message_delay)
-            .arg(batch.limits.max_messages_post_size);
+            .arg(batch.limits.max_messages_post_size)
+            .arg(match batch.notify {
+                NotifyMode::None => "",
+                NotifyMode::All => "all",
+                NotifyMode::Confirmed => "confirmed",
+            });
         let mut ids = Vec::with_capacity(batch.messages.len());
         for message in &batch.messages {
             let id = new_id();
@@ -728,8 +762,15 @@ impl Backend for RedisBackend {
         let status = reply.string()?;
         match status.as_str() {
             "ok" => {
-                if reply.int()? == 1 {
-                    inner.index_add(&key_prefix(scope)).await?;
+                let created = reply.int()? == 1;
+                let queued = reply.int()?;
+                let now = reply.int()?;
+                let prefix = key_prefix(scope);
+                if queued > 0 {
+                    inner.schedule_deliveries(&prefix, now).await;
+                }
+                if created {
+                    inner.index_add(&prefix).await?;
                 }
                 Ok(ids)
             }
@@ -1023,6 +1064,32 @@ impl Backend for RedisBackend {
         }
     }
 
+    async fn enqueue_notice(
+        &self,
+        scope: &Scope,
+        subscription_id: &str,
+        notice: Notice,
+    ) -> Result<()> {
+        let inner = &self.inner;
+        let prefix = key_prefix(scope);
+        let record = DeliveryRecord::notice(subscription_id, notice).encode()?;
+        let mut invocation = inner.invocation(&inner.scripts.delivery_enqueue, &prefix);
+        invocation.arg(new_id()).arg(subscription_id).arg(record);
+        let mut reply = Reply::new(inner.run(&invocation).await?)?;
+        if reply.string()? != "ok" {
+            return Err(StorageError::subscription_not_found(subscription_id));
+        }
+        let now = reply.int()?;
+        inner.schedule_deliveries(&prefix, now).await;
+        Ok(())
+    }
+
+    fn outbox(self: std::sync::Arc<Self>) -> Option<OutboxRef> {
+        Some(std::sync::Arc::new(outbox::RedisOutbox {
+            inner: self.inner.clone(),
+        }))
+    }
+
     async fn health(&self) -> Result<Health> {
         let mut conn = self.inner.conn();
         let started = Instant::now();
@@ -1086,6 +1153,21 @@ mod conformance {
 
     crate::backend_conformance_suite!(redis_fixture);
 
+    /// A database of the test Redis used by no storage node, so no other
+    /// taker leases the deliveries under test.
+    async fn private_redis_fixture() -> Fixture {
+        let url = test_url();
+        let base = match url.rsplit_once('/') {
+            Some((base, db)) if db.chars().all(|c| c.is_ascii_digit()) => base.to_string(),
+            _ => url.trim_end_matches('/').to_string(),
+        };
+        let backend = RedisBackend::connect(&format!("{base}/9"), &RedisConfig::default())
+            .expect("connect to the test redis");
+        Fixture::new(Arc::new(backend))
+    }
+
+    crate::outbox_conformance_suite!(private_redis_fixture);
+
     /// Sweeping a database without queues is a no-op, not an error.
     #[tokio::test]
     async fn sweep_of_an_empty_database_succeeds() {
@@ -1112,6 +1194,7 @@ mod conformance {
                 max_message_delay: 900,
                 max_messages_post_size: 1000,
             },
+            notify: NotifyMode::None,
         };
         backend.post_messages(&scope, batch).await.unwrap();
         let spec = ClaimSpec {

@@ -17,8 +17,19 @@
 --                    confirmed, created, expires}
 --  12 subz     ZSET  subscription id (score 0, ordered by id)
 --  13 subu     HASH  subscriber URI -> subscription id
+--  14 nrec     HASH  delivery id -> JSON delivery record (see delivery.rs)
+--  15 ndue     ZSET  delivery id -> when it is next due (ms); leased
+--                    deliveries sit at their lease's end
 local K_Q, K_MSGS, K_FREE, K_EXP, K_CLAIMED, K_INFO, K_BODY = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 local K_CLAIMS, K_CEXP, K_DEAD, K_SUBS, K_SUBZ, K_SUBU = KEYS[8], KEYS[9], KEYS[10], KEYS[11], KEYS[12], KEYS[13]
+local K_NREC, K_NDUE = KEYS[14], KEYS[15]
+
+-- The earliest due time of the queue's deliveries, or -1 when it has none.
+local function next_due()
+  local first = redis.call('ZRANGE', K_NDUE, 0, 0, 'WITHSCORES')
+  if first[2] then return tonumber(first[2]) end
+  return -1
+end
 
 -- Field positions of a message info record.
 local POS, CREATED, EXPIRES, TTL, VISIBLE, CLIENT, CLAIM, CLAIM_EXP, COUNT = 1, 2, 3, 4, 5, 6, 7, 8, 9

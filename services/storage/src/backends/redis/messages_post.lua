@@ -1,13 +1,18 @@
 -- ARGV: client, request size, default ttl, max delay, global max post size,
+-- notify ('' = nobody, 'all', 'confirmed'),
 -- then per message: id, body, ttl ('' = default), delay ('' = default).
 -- Creates the queue if missing (also when the post is then rejected).
--- Returns {'ok', created (0/1)} | {'too_large', effective, global, queue} | {'bad_delay'}.
+-- Queues one delivery record per notified subscription, due now.
+-- Returns {'ok', created (0/1), deliveries queued, now}
+--       | {'too_large', effective, global, queue} | {'bad_delay'}.
 local now = now_ms()
 local created = 0
 if ensure_queue(now, nil) then created = 1 end
 sweep(now, 20)
 local client, size = ARGV[1], tonumber(ARGV[2])
 local default_ttl, max_delay, global_max = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local notify = ARGV[6]
+local HEAD = 6
 local queue_max = num_setting('mps')
 if queue_max then
   local effective = math.min(queue_max, global_max)
@@ -15,10 +20,10 @@ if queue_max then
 end
 local ttl_default = num_setting('dttl') or default_ttl
 local delay_default = num_setting('ddelay')
-local n = (#ARGV - 5) / 4
+local n = (#ARGV - HEAD) / 4
 local delays = {}
 for i = 1, n do
-  local base = 5 + (i - 1) * 4
+  local base = HEAD + (i - 1) * 4
   local delay = 0
   if delay_default then
     if ARGV[base + 4] ~= '' then delay = tonumber(ARGV[base + 4]) else delay = delay_default end
@@ -28,7 +33,7 @@ for i = 1, n do
 end
 local last = redis.call('HINCRBY', K_Q, 'seq', n)
 for i = 1, n do
-  local base = 5 + (i - 1) * 4
+  local base = HEAD + (i - 1) * 4
   local id, body = ARGV[base + 1], ARGV[base + 2]
   local ttl = ttl_default
   if ARGV[base + 3] ~= '' then ttl = tonumber(ARGV[base + 3]) end
@@ -40,4 +45,27 @@ for i = 1, n do
   redis.call('ZADD', K_FREE, pos, id)
   redis.call('ZADD', K_EXP, expires, id)
 end
-return {'ok', created}
+local queued = 0
+if notify ~= '' and redis.call('EXISTS', K_SUBS) == 1 then
+  local msgs = {}
+  for i = 1, n do
+    local base = HEAD + (i - 1) * 4
+    local ttl = ttl_default
+    if ARGV[base + 3] ~= '' then ttl = tonumber(ARGV[base + 3]) end
+    local delay = -1
+    if delay_default then delay = delays[i] end
+    msgs[i] = {ttl, delay, ARGV[base + 2]}
+  end
+  local first = ARGV[HEAD + 1]
+  local subs = redis.call('HGETALL', K_SUBS)
+  for j = 1, #subs, 2 do
+    local sid, s = subs[j], cmsgpack.unpack(subs[j + 1])
+    if s[S_EXPIRES] > now and (notify == 'all' or s[S_CONFIRMED] == 1) then
+      local did = first .. '.' .. sid
+      redis.call('HSET', K_NREC, did, cjson.encode({sub = sid, msgs = msgs}))
+      redis.call('ZADD', K_NDUE, now, did)
+      queued = queued + 1
+    end
+  end
+end
+return {'ok', created, queued, now}
