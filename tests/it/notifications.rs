@@ -360,3 +360,66 @@ async fn mailto_subscribers_get_an_email_through_the_mail_command() {
                "queue_name": "mail"})
     );
 }
+
+#[tokio::test]
+async fn mailto_subscribers_get_an_email_through_an_smtp_server() {
+    // Python's standard-library SMTP server, printing what it receives.
+    let dir = tempfile::tempdir().unwrap();
+    let port = zaqar_tests::free_port().unwrap();
+    let received = dir.path().join("smtp.out");
+    let mut command = std::process::Command::new("python3");
+    command
+        .args([
+            "-u",
+            "-W",
+            "ignore",
+            "-m",
+            "smtpd",
+            "-n",
+            "-c",
+            "DebuggingServer",
+        ])
+        .arg(format!("127.0.0.1:{port}"))
+        .stdout(std::fs::File::create(&received).unwrap());
+    let _smtp = zaqar_tests::ChildGuard::spawn("smtpd", command).unwrap();
+    let deadline = std::time::Instant::now() + ARRIVAL;
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(std::time::Instant::now() < deadline, "smtpd did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let port = port.to_string();
+    let node = ApiNode::standalone_in(
+        &dir.path().join("data"),
+        &[
+            ("ZAQAR_STANDALONE__DELIVERY__MAIL_MODE", "smtp"),
+            ("ZAQAR_STANDALONE__DELIVERY__SMTP__HOST", "127.0.0.1"),
+            ("ZAQAR_STANDALONE__DELIVERY__SMTP__PORT", port.as_str()),
+            ("ZAQAR_STANDALONE__DELIVERY__SMTP__SECURITY", "none"),
+        ],
+    )
+    .unwrap();
+    let http = Http::new(&node.url());
+    subscribe(
+        &http,
+        "mail",
+        "mailto:ops@example.com?subject=Order%20news",
+        json!({"from": "Zaqar <zaqar@example.com>"}),
+    )
+    .await;
+    post(&http, "mail", json!([{"body": {"order": 7}, "ttl": 60}])).await;
+    let text = loop {
+        let text = std::fs::read_to_string(&received).unwrap_or_default();
+        if text.contains("END MESSAGE") || std::time::Instant::now() > deadline {
+            break text;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    for line in [
+        "b'To: ops@example.com'",
+        "b'From: Zaqar <zaqar@example.com>'",
+        "b'Subject: Order news'",
+        r#"b'{"ttl":60,"body":{"order":7},"Message_Type":"Notification","queue_name":"mail"}'"#,
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} not in:\n{text}");
+    }
+}

@@ -106,5 +106,10 @@ mod tests {
         config.validate().unwrap();
         assert_eq!(config.storage, "http://127.0.0.1:7070");
         assert_eq!(config.limits.max_messages_per_page, 20);
+        // The example spells out every notification setting's default.
+        assert_eq!(
+            config.notification,
+            zaqar_api::config::NotificationConfig::default()
+        );
     }
 }

@@ -178,5 +178,6 @@ mod tests {
         assert_eq!(config.backend, "");
         assert_eq!(config.data_dir, Some(PathBuf::from("zaqar-data")));
         assert_eq!(config.api.limits.max_claim_ttl, 43_200);
+        assert_eq!(config.delivery, DeliveryConfig::default());
     }
 }

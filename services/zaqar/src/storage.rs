@@ -116,6 +116,10 @@ mod config_tests {
         config.validate().unwrap();
         assert_eq!(config.backend, "redis://127.0.0.1:6379/0");
         assert_eq!(config.redis.sweep_interval.as_secs(), 5);
+        assert_eq!(
+            config.delivery,
+            zaqar_storage::delivery::DeliveryConfig::default()
+        );
     }
 
     #[test]

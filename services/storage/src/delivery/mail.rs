@@ -1,9 +1,13 @@
 //! `mailto:` subscribers (contract §6.6): the e-mail is piped to a
-//! sendmail-compatible command.
+//! sendmail-compatible command, or sent to an SMTP server.
 
 use std::process::Stdio;
 use std::time::Duration;
 
+use lettre::address::{Address, Envelope};
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::io::AsyncWriteExt;
 
@@ -61,6 +65,15 @@ impl Mail {
             self.body
         )
     }
+}
+
+/// The bare address of `Name <user@host>` or `user@host`.
+fn address_of(text: &str) -> Option<Address> {
+    let bare = match (text.rfind('<'), text.rfind('>')) {
+        (Some(open), Some(close)) if open < close => &text[open + 1..close],
+        _ => text,
+    };
+    bare.trim().parse().ok()
 }
 
 fn percent_decode(text: &str) -> String {
@@ -121,6 +134,131 @@ impl MailCommand {
     }
 }
 
+/// How e-mails leave (`[delivery] mail_mode`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MailMode {
+    /// Piped to `mail_command` (Zaqar's `third_part`).
+    #[default]
+    Command,
+    /// Sent to `smtp_host` (Zaqar's `self_local`).
+    Smtp,
+}
+
+/// How the SMTP connection is protected.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpSecurity {
+    /// TLS from the first byte (SMTP over SSL, usually port 465).
+    #[default]
+    Tls,
+    /// Plain connection upgraded with STARTTLS (usually port 587).
+    Starttls,
+    /// No encryption (a relay on a trusted network).
+    None,
+}
+
+/// Settings of the SMTP server e-mails are sent to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SmtpConfig {
+    /// Host name of the server (also checked against its certificate).
+    pub host: String,
+    /// Port of the server.
+    pub port: u16,
+    /// Connection protection.
+    pub security: SmtpSecurity,
+    /// Login user; empty sends no credentials.
+    pub user_name: String,
+    /// Login password.
+    pub user_password: String,
+}
+
+impl Default for SmtpConfig {
+    fn default() -> Self {
+        SmtpConfig {
+            host: String::new(),
+            port: 465,
+            security: SmtpSecurity::Tls,
+            user_name: String::new(),
+            user_password: String::new(),
+        }
+    }
+}
+
+/// Sends e-mails to an SMTP server.
+#[derive(Clone)]
+pub struct SmtpSender {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+}
+
+impl SmtpSender {
+    /// A sender for `config`, each attempt cut off after `timeout`.
+    pub fn new(config: &SmtpConfig, timeout: Duration) -> Result<SmtpSender, String> {
+        if config.host.is_empty() {
+            return Err("delivery.smtp.host is required when delivery.mail_mode is smtp".into());
+        }
+        let host = config.host.as_str();
+        let builder = match config.security {
+            SmtpSecurity::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(host),
+            SmtpSecurity::Starttls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(host),
+            SmtpSecurity::None => Ok(AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(
+                host,
+            )),
+        }
+        .map_err(|error| format!("invalid smtp settings: {error}"))?;
+        let mut builder = builder.port(config.port).timeout(Some(timeout));
+        if !config.user_name.is_empty() {
+            builder = builder.credentials(Credentials::new(
+                config.user_name.clone(),
+                config.user_password.clone(),
+            ));
+        }
+        Ok(SmtpSender {
+            transport: builder.build(),
+        })
+    }
+
+    /// Sends `mail`; permanent SMTP refusals are not retried.
+    pub async fn send(&self, mail: &Mail) -> Outcome {
+        let Some(to) = address_of(&mail.to) else {
+            return Outcome::Refused(format!("not an e-mail address: {}", mail.to));
+        };
+        let envelope = match Envelope::new(address_of(&mail.from), vec![to]) {
+            Ok(envelope) => envelope,
+            Err(error) => return Outcome::Refused(format!("invalid envelope: {error}")),
+        };
+        match self
+            .transport
+            .send_raw(&envelope, mail.render().as_bytes())
+            .await
+        {
+            Ok(_) => Outcome::Delivered,
+            Err(error) if error.is_permanent() => Outcome::Refused(format!("smtp: {error}")),
+            Err(error) => Outcome::Failed(format!("smtp: {error}")),
+        }
+    }
+}
+
+/// Where e-mails go.
+#[derive(Clone)]
+pub enum MailSender {
+    /// Piped to a command.
+    Command(MailCommand),
+    /// Sent to an SMTP server.
+    Smtp(SmtpSender),
+}
+
+impl MailSender {
+    /// Sends `mail`.
+    pub async fn send(&self, mail: &Mail) -> Outcome {
+        match self {
+            MailSender::Command(command) => command.send(mail).await,
+            MailSender::Smtp(smtp) => smtp.send(mail).await,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -139,6 +277,18 @@ mod tests {
         let plain = Mail::notification("mailto:a@b.c", r#"{"subject": "S"}"#, "B").unwrap();
         assert_eq!((plain.subject.as_str(), plain.from.as_str()), ("S", ""));
         assert!(Mail::notification("http://x", "{}", "").is_none());
+    }
+
+    #[test]
+    fn envelope_addresses_come_out_of_display_names() {
+        assert_eq!(
+            address_of("Zaqar Notifications <no-reply@openstack.org>")
+                .unwrap()
+                .to_string(),
+            "no-reply@openstack.org"
+        );
+        assert_eq!(address_of("a@b.c").unwrap().to_string(), "a@b.c");
+        assert!(address_of("").is_none());
     }
 
     #[test]

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-use super::mail::{Mail, MailCommand};
+use super::mail::{Mail, MailCommand, MailMode, MailSender, SmtpConfig, SmtpSender};
 use super::policy::RetryPolicy;
 use super::webhook::{Outcome, WebhookClient, WebhookOptions, notification};
 use super::{Delivery, DeliveryRecord, OutboxRef, Target};
@@ -27,8 +27,12 @@ pub struct DeliveryConfig {
     /// expired leases or by retry times.
     #[serde(with = "humantime_serde")]
     pub poll_interval: Duration,
-    /// The command e-mails are piped to.
+    /// How e-mails leave: `command` or `smtp`.
+    pub mail_mode: MailMode,
+    /// The command e-mails are piped to (`mail_mode = "command"`).
     pub mail_command: String,
+    /// The SMTP server (`mail_mode = "smtp"`).
+    pub smtp: SmtpConfig,
 }
 
 impl Default for DeliveryConfig {
@@ -38,7 +42,9 @@ impl Default for DeliveryConfig {
             concurrency: 64,
             timeout: Duration::from_secs(10),
             poll_interval: Duration::from_secs(1),
+            mail_mode: MailMode::Command,
             mail_command: "sendmail -t -oi".into(),
+            smtp: SmtpConfig::default(),
         }
     }
 }
@@ -57,7 +63,7 @@ impl DeliveryConfig {
 struct Context {
     outbox: OutboxRef,
     webhooks: WebhookClient,
-    mail: MailCommand,
+    mail: MailSender,
     lease: Duration,
 }
 
@@ -72,7 +78,12 @@ pub fn spawn_worker(
     let context = Arc::new(Context {
         outbox,
         webhooks: WebhookClient::new(config.timeout)?,
-        mail: MailCommand::new(&config.mail_command, config.timeout),
+        mail: match config.mail_mode {
+            MailMode::Command => {
+                MailSender::Command(MailCommand::new(&config.mail_command, config.timeout))
+            }
+            MailMode::Smtp => MailSender::Smtp(SmtpSender::new(&config.smtp, config.timeout)?),
+        },
         lease: config.lease(),
     });
     let permits = Arc::new(Semaphore::new(config.concurrency.max(1)));
