@@ -423,3 +423,62 @@ async fn mailto_subscribers_get_an_email_through_an_smtp_server() {
         assert!(text.lines().any(|l| l == line), "{line} not in:\n{text}");
     }
 }
+
+/// Concurrent producers on several queues: every posted message reaches
+/// the subscriber of its queue.
+async fn check_every_message_arrives(http: &Http, receiver: &Receiver) {
+    const QUEUES: usize = 4;
+    const PER_QUEUE: usize = 50;
+    for q in 0..QUEUES {
+        subscribe(
+            http,
+            &format!("load-{q}"),
+            &receiver.url(&format!("/load/{q}")),
+            json!({}),
+        )
+        .await;
+    }
+    let mut producers = Vec::new();
+    for q in 0..QUEUES {
+        let http = http.clone();
+        producers.push(tokio::spawn(async move {
+            for n in 0..PER_QUEUE {
+                post(
+                    &http,
+                    &format!("load-{q}"),
+                    json!([{"body": {"q": q, "n": n}}]),
+                )
+                .await;
+            }
+        }));
+    }
+    for producer in producers {
+        producer.await.unwrap();
+    }
+    for q in 0..QUEUES {
+        let got = receiver
+            .wait_for(&format!("/load/{q}"), PER_QUEUE, ARRIVAL)
+            .await;
+        let mut seen: Vec<i64> = got
+            .iter()
+            .map(|request| request.json()["body"]["n"].as_i64().unwrap())
+            .collect();
+        seen.sort_unstable();
+        seen.dedup();
+        assert_eq!(seen.len(), PER_QUEUE, "queue {q}: {seen:?}");
+    }
+}
+
+#[tokio::test]
+async fn every_message_of_concurrent_producers_arrives_on_redis() {
+    let cluster = PrivateCluster::start(&[]);
+    let receiver = Receiver::start().await;
+    check_every_message_arrives(&cluster.client(), &receiver).await;
+}
+
+#[tokio::test]
+async fn every_message_of_concurrent_producers_arrives_standalone() {
+    let node = ApiNode::standalone_in(tempfile::tempdir().unwrap().path(), &[]).unwrap();
+    let receiver = Receiver::start().await;
+    check_every_message_arrives(&Http::new(&node.url()), &receiver).await;
+}

@@ -24,6 +24,19 @@ use crate::error::{Result, StorageError};
 pub(super) const SCHEDULE_KEY: &str = "zaqar:deliveries";
 /// Queues looked at per schedule read.
 const SCHEDULE_BATCH: i64 = 64;
+/// Most queues remembered in memory; beyond, the schedule alone finds them
+/// (and a node whose worker is off never grows the list).
+const HOT_MAX: usize = 4096;
+
+/// Remembers `prefix` for this process's worker.
+fn remember(inner: &Inner, prefix: &str) {
+    if let Ok(mut hot) = inner.hot.lock()
+        && hot.len() < HOT_MAX
+        && !hot.iter().any(|known| known == prefix)
+    {
+        hot.push(prefix.to_string());
+    }
+}
 
 /// The outbox of one Redis pool.
 pub struct RedisOutbox {
@@ -34,9 +47,7 @@ impl Inner {
     /// Records that `prefix` has deliveries due at `due` (ms): in the
     /// schedule and, for this process's worker, in memory.
     pub(super) async fn schedule_deliveries(&self, prefix: &str, due: i64) {
-        if let Ok(mut hot) = self.hot.lock() {
-            hot.push(prefix.to_string());
-        }
+        remember(self, prefix);
         self.wakeup.notify_one();
         let mut conn = self.conn();
         let scheduled: std::result::Result<i64, _> = redis::cmd("ZADD")
@@ -182,35 +193,45 @@ impl Outbox for RedisOutbox {
             Ok(mut hot) => std::mem::take(&mut *hot),
             Err(_) => Vec::new(),
         };
-        prefixes.extend(inner.due_queues().await?);
+        match inner.due_queues().await {
+            Ok(due) => prefixes.extend(due),
+            Err(error) => {
+                for prefix in &prefixes {
+                    remember(inner, prefix);
+                }
+                return Err(error);
+            }
+        }
         prefixes.sort_unstable();
         prefixes.dedup();
         let mut taken = Vec::new();
-        let mut left_over = Vec::new();
+        let mut failure = None;
         for prefix in prefixes {
             let room = limit.saturating_sub(taken.len());
-            if room == 0 {
-                left_over.push(prefix);
+            if room == 0 || failure.is_some() {
+                // Looked at next round.
+                remember(inner, &prefix);
                 continue;
             }
             match inner.take_from(&prefix, room, lease).await {
-                Ok(deliveries) => taken.extend(deliveries),
-                Err(error) => {
-                    left_over.push(prefix);
-                    if taken.is_empty() {
-                        if let Ok(mut hot) = inner.hot.lock() {
-                            hot.extend(left_over);
-                        }
-                        return Err(error);
+                Ok(deliveries) => {
+                    if deliveries.len() >= room {
+                        // It may hold more: look again at once.
+                        remember(inner, &prefix);
                     }
+                    taken.extend(deliveries);
+                }
+                Err(error) => {
+                    remember(inner, &prefix);
+                    failure = Some(error);
                 }
             }
         }
-        if !left_over.is_empty() {
-            if let Ok(mut hot) = inner.hot.lock() {
-                hot.extend(left_over);
-            }
-            inner.wakeup.notify_one();
+        match failure {
+            Some(error) if taken.is_empty() => return Err(error),
+            Some(_) => inner.wakeup.notify_one(),
+            None if limit <= taken.len() => inner.wakeup.notify_one(),
+            None => {}
         }
         Ok(taken)
     }
@@ -235,9 +256,7 @@ impl Outbox for RedisOutbox {
         let next = int_of(inner.run(&retry).await?)?;
         inner.reschedule(prefix, next).await?;
         if after.is_zero() {
-            if let Ok(mut hot) = inner.hot.lock() {
-                hot.push(prefix.to_string());
-            }
+            remember(inner, prefix);
             inner.wakeup.notify_one();
         }
         Ok(())
