@@ -9,6 +9,7 @@ mod api_messages;
 mod api_queues;
 mod api_signed;
 mod api_subscriptions;
+mod bench;
 mod cluster;
 mod notifications;
 mod standalone;

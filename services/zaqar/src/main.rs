@@ -4,6 +4,7 @@
 //! configuration, sets up logging and wires the roles together.
 
 mod api;
+mod bench;
 mod settings;
 mod shutdown;
 mod standalone;
@@ -78,11 +79,15 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Loads any Zaqar v2 endpoint (this service or OpenStack Zaqar) with
+    /// producers, consumers and observers and reports throughput and
+    /// latency.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    init_logging(matches!(cli.command, Command::Bench(_)));
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -113,6 +118,7 @@ fn main() -> ExitCode {
                 etcd,
                 config,
             } => storage::run(config.as_deref(), listen, backend, etcd).await,
+            Command::Bench(args) => bench::run(args).await,
         }
     });
     match outcome {
@@ -124,11 +130,12 @@ fn main() -> ExitCode {
     }
 }
 
-/// Logs to stderr; `RUST_LOG` filters (default `info`), `ZAQAR_LOG_FORMAT=json`
-/// switches to JSON lines.
-fn init_logging() {
+/// Logs to stderr; `RUST_LOG` filters (default `info`, `warn` for tools),
+/// `ZAQAR_LOG_FORMAT=json` switches to JSON lines.
+fn init_logging(tool: bool) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let default = if tool { "warn" } else { "info" };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -1,0 +1,553 @@
+//! The load: producers, consumers and observers against one endpoint.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::{Value, json};
+
+use super::BenchArgs;
+use super::report::{OpStats, Report, Verify};
+
+/// Claim settings sent by consumers (long enough never to expire in a run).
+const CLAIM_BODY: &str = r#"{"ttl": 300, "grace": 60}"#;
+/// Concurrent requests while prefilling.
+const PREFILL_TASKS: usize = 16;
+/// How long draining may take under `--verify`.
+const DRAIN_LIMIT: Duration = Duration::from_secs(120);
+
+/// The endpoint and what every request needs.
+struct Target {
+    http: reqwest::Client,
+    base: String,
+    project: String,
+    queues: Vec<String>,
+    post_body: String,
+    claim: usize,
+    batch: usize,
+    verify: bool,
+}
+
+/// One claimed message: its id and the href to delete it with.
+struct Claimed {
+    id: String,
+    href: String,
+}
+
+/// What one worker saw.
+#[derive(Default)]
+struct Tally {
+    operations: BTreeMap<&'static str, OpStats>,
+    posted: Vec<String>,
+    claimed: Vec<String>,
+    deleted: Vec<String>,
+}
+
+impl Tally {
+    fn op(&mut self, name: &'static str) -> &mut OpStats {
+        self.operations.entry(name).or_default()
+    }
+
+    fn merge(&mut self, other: Tally) {
+        for (name, stats) in &other.operations {
+            self.op(name).merge(stats);
+        }
+        self.posted.extend(other.posted);
+        self.claimed.extend(other.claimed);
+        self.deleted.extend(other.deleted);
+    }
+}
+
+fn status_error(status: reqwest::StatusCode) -> String {
+    status.as_u16().to_string()
+}
+
+fn transport_error(error: &reqwest::Error) -> String {
+    if error.is_timeout() {
+        "timeout".into()
+    } else {
+        "transport".into()
+    }
+}
+
+impl Target {
+    fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        client_id: &str,
+    ) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, format!("{}{path}", self.base))
+            .header("Client-ID", client_id)
+            .header("X-Project-ID", &self.project)
+    }
+
+    /// Posts one batch; returns the ids (when verifying) or just the count.
+    async fn post(&self, queue: &str, client_id: &str) -> Result<(u64, Vec<String>), String> {
+        let response = self
+            .request(
+                reqwest::Method::POST,
+                &format!("/v2/queues/{queue}/messages"),
+                client_id,
+            )
+            .header("Content-Type", "application/json")
+            .body(self.post_body.clone())
+            .send()
+            .await
+            .map_err(|error| transport_error(&error))?;
+        let status = response.status();
+        if status != reqwest::StatusCode::CREATED {
+            return Err(status_error(status));
+        }
+        if !self.verify {
+            return Ok((self.batch as u64, Vec::new()));
+        }
+        let body: Value = response
+            .json()
+            .await
+            .map_err(|error| transport_error(&error))?;
+        let ids: Vec<String> = body["resources"]
+            .as_array()
+            .map(|resources| {
+                resources
+                    .iter()
+                    .filter_map(|href| href.as_str()?.rsplit('/').next().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok((ids.len() as u64, ids))
+    }
+
+    /// Claims up to `claim` messages.
+    async fn claim(&self, queue: &str, client_id: &str) -> Result<Vec<Claimed>, String> {
+        let response = self
+            .request(
+                reqwest::Method::POST,
+                &format!("/v2/queues/{queue}/claims?limit={}", self.claim),
+                client_id,
+            )
+            .header("Content-Type", "application/json")
+            .body(CLAIM_BODY)
+            .send()
+            .await
+            .map_err(|error| transport_error(&error))?;
+        match response.status() {
+            reqwest::StatusCode::NO_CONTENT => Ok(Vec::new()),
+            reqwest::StatusCode::CREATED => {
+                let body: Value = response
+                    .json()
+                    .await
+                    .map_err(|error| transport_error(&error))?;
+                let messages = body
+                    .get("messages")
+                    .and_then(Value::as_array)
+                    .or_else(|| body.as_array())
+                    .cloned()
+                    .unwrap_or_default();
+                Ok(messages
+                    .iter()
+                    .filter_map(|message| {
+                        let href = message["href"].as_str()?.to_string();
+                        let id = message["id"].as_str().map(str::to_string).or_else(|| {
+                            href.split('?')
+                                .next()?
+                                .rsplit('/')
+                                .next()
+                                .map(str::to_string)
+                        })?;
+                        Some(Claimed { id, href })
+                    })
+                    .collect())
+            }
+            status => Err(status_error(status)),
+        }
+    }
+
+    /// Deletes a claimed message by its href (which carries the claim id).
+    async fn delete(&self, href: &str, client_id: &str) -> Result<(), String> {
+        let response = self
+            .request(reqwest::Method::DELETE, href, client_id)
+            .send()
+            .await
+            .map_err(|error| transport_error(&error))?;
+        match response.status() {
+            reqwest::StatusCode::NO_CONTENT => Ok(()),
+            status => Err(status_error(status)),
+        }
+    }
+
+    /// Lists messages with `echo=true`; returns how many.
+    async fn list(&self, queue: &str, client_id: &str) -> Result<u64, String> {
+        let response = self
+            .request(
+                reqwest::Method::GET,
+                &format!("/v2/queues/{queue}/messages?echo=true&limit={}", self.claim),
+                client_id,
+            )
+            .send()
+            .await
+            .map_err(|error| transport_error(&error))?;
+        match response.status() {
+            reqwest::StatusCode::NO_CONTENT => Ok(0),
+            reqwest::StatusCode::OK => {
+                let body: Value = response
+                    .json()
+                    .await
+                    .map_err(|error| transport_error(&error))?;
+                Ok(body["messages"].as_array().map_or(0, |m| m.len() as u64))
+            }
+            status => Err(status_error(status)),
+        }
+    }
+
+    /// Claims once on `queue` and deletes what it got; returns how many
+    /// messages the claim held.
+    async fn consume_once(&self, queue: &str, client_id: &str, tally: &mut Tally) -> usize {
+        let started = Instant::now();
+        let claimed = self.claim(queue, client_id).await;
+        let count = claimed.as_ref().map_or(0, Vec::len);
+        tally.op("claim").record(
+            started.elapsed(),
+            claimed
+                .as_ref()
+                .map(|c| c.len() as u64)
+                .map_err(Clone::clone),
+        );
+        for message in claimed.unwrap_or_default() {
+            if self.verify {
+                tally.claimed.push(message.id.clone());
+            }
+            let started = Instant::now();
+            let deleted = self.delete(&message.href, client_id).await;
+            if deleted.is_ok() && self.verify {
+                tally.deleted.push(message.id);
+            }
+            tally
+                .op("delete")
+                .record(started.elapsed(), deleted.map(|()| 1));
+        }
+        count
+    }
+}
+
+/// A message body of about `size` bytes.
+fn post_body(batch: usize, size: usize) -> String {
+    let padding = "x".repeat(size.saturating_sub(12));
+    let message = json!({"ttl": 3600, "body": {"data": padding}});
+    json!({ "messages": vec![message; batch] }).to_string()
+}
+
+/// Runs the whole benchmark.
+pub async fn run(args: &BenchArgs) -> anyhow::Result<Report> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .tcp_nodelay(true)
+        .pool_max_idle_per_host(1024)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .context("cannot build the HTTP client")?;
+    let prefix = args
+        .prefix
+        .clone()
+        .unwrap_or_else(|| format!("bench-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]));
+    let queues: Vec<String> = (0..args.queues).map(|n| format!("{prefix}-{n}")).collect();
+    let target = Arc::new(Target {
+        http,
+        base: args.url.trim_end_matches('/').to_string(),
+        project: args.project.clone(),
+        queues,
+        post_body: post_body(args.batch, args.message_size),
+        claim: args.claim,
+        batch: args.batch,
+        verify: args.verify,
+    });
+    create_queues(&target).await?;
+    let mut total = Tally::default();
+    if args.prefill > 0 {
+        total.merge(prefill(&target, args.prefill).await?);
+        // Prefill is not part of the measured load.
+        total.operations.clear();
+    }
+
+    let progress = progress_bar(args);
+    let requests = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+    let deadline = started + args.duration;
+    let mut workers = Vec::new();
+    let roles = [
+        (Role::Producer, args.producers),
+        (Role::Consumer, args.consumers),
+        (Role::Observer, args.observers),
+    ];
+    let mut index = 0;
+    for (role, count) in roles {
+        for _ in 0..count {
+            let target = target.clone();
+            let requests = requests.clone();
+            workers.push(tokio::spawn(worker(
+                target, role, index, deadline, requests,
+            )));
+            index += 1;
+        }
+    }
+    let ticker = {
+        let progress = progress.clone();
+        let requests = requests.clone();
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                let elapsed = started.elapsed();
+                progress.set_position(elapsed.as_millis() as u64);
+                let rate =
+                    requests.load(Ordering::Relaxed) as f64 / elapsed.as_secs_f64().max(0.001);
+                progress.set_message(format!("{rate:.0} req/s"));
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        })
+    };
+    let mut measured = Tally::default();
+    for handle in workers {
+        measured.merge(handle.await.context("a bench worker failed")?);
+    }
+    let elapsed = started.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    let _ = ticker.await;
+    progress.finish_and_clear();
+
+    let operations = std::mem::take(&mut measured.operations);
+    total.merge(measured);
+    let verify = if args.verify {
+        total.merge(drain(&target, args.consumers.max(4)).await);
+        Some(check(&total))
+    } else {
+        None
+    };
+    Ok(Report {
+        url: args.url.clone(),
+        elapsed,
+        settings: json!({
+            "queues": args.queues, "producers": args.producers, "consumers": args.consumers,
+            "observers": args.observers, "batch": args.batch, "claim": args.claim,
+            "message_size": args.message_size, "duration_s": args.duration.as_secs_f64(),
+            "prefill": args.prefill,
+        }),
+        operations,
+        verify,
+    })
+}
+
+#[derive(Clone, Copy)]
+enum Role {
+    Producer,
+    Consumer,
+    Observer,
+}
+
+async fn worker(
+    target: Arc<Target>,
+    role: Role,
+    index: usize,
+    deadline: Instant,
+    requests: Arc<AtomicU64>,
+) -> Tally {
+    let client_id = uuid::Uuid::new_v4().to_string();
+    let mut tally = Tally::default();
+    let mut turn = index;
+    while Instant::now() < deadline {
+        let queue = &target.queues[turn % target.queues.len()];
+        turn += 1;
+        match role {
+            Role::Producer => {
+                let started = Instant::now();
+                let posted = target.post(queue, &client_id).await;
+                requests.fetch_add(1, Ordering::Relaxed);
+                let outcome = posted.map(|(count, ids)| {
+                    tally.posted.extend(ids);
+                    count
+                });
+                tally.op("post").record(started.elapsed(), outcome);
+            }
+            Role::Consumer => {
+                let got = target.consume_once(queue, &client_id, &mut tally).await;
+                requests.fetch_add(1 + got as u64, Ordering::Relaxed);
+                if got == 0 {
+                    // Nothing to do on this queue: do not spin.
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            }
+            Role::Observer => {
+                let started = Instant::now();
+                let listed = target.list(queue, &client_id).await;
+                requests.fetch_add(1, Ordering::Relaxed);
+                tally.op("list").record(started.elapsed(), listed);
+            }
+        }
+    }
+    tally
+}
+
+async fn create_queues(target: &Target) -> anyhow::Result<()> {
+    let client_id = uuid::Uuid::new_v4().to_string();
+    for queue in &target.queues {
+        let response = target
+            .request(
+                reqwest::Method::PUT,
+                &format!("/v2/queues/{queue}"),
+                &client_id,
+            )
+            .header("Content-Type", "application/json")
+            .body("{}")
+            .send()
+            .await
+            .with_context(|| format!("cannot reach {}", target.base))?;
+        if !response.status().is_success() {
+            bail!(
+                "creating queue {queue} answered {}: {}",
+                response.status(),
+                response.text().await.unwrap_or_default()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Posts `count` messages (in batches of the run's size), unmeasured.
+async fn prefill(target: &Arc<Target>, count: usize) -> anyhow::Result<Tally> {
+    let batches = count.div_ceil(target.batch);
+    let next = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for task in 0..PREFILL_TASKS.min(batches) {
+        let target = target.clone();
+        let next = next.clone();
+        tasks.push(tokio::spawn(async move {
+            let client_id = uuid::Uuid::new_v4().to_string();
+            let mut tally = Tally::default();
+            loop {
+                let n = next.fetch_add(1, Ordering::Relaxed) as usize;
+                if n >= batches {
+                    return Ok(tally);
+                }
+                let queue = &target.queues[(n + task) % target.queues.len()];
+                match target.post(queue, &client_id).await {
+                    Ok((_, ids)) => tally.posted.extend(ids),
+                    Err(error) => bail!("prefill post failed: {error}"),
+                }
+            }
+        }));
+    }
+    let mut total = Tally::default();
+    for task in tasks {
+        total.merge(task.await.context("a prefill task failed")??);
+    }
+    Ok(total)
+}
+
+/// Consumes everything left, for `--verify`.
+async fn drain(target: &Arc<Target>, tasks: usize) -> Tally {
+    let deadline = Instant::now() + DRAIN_LIMIT;
+    let mut handles = Vec::new();
+    for _ in 0..tasks {
+        let target = target.clone();
+        handles.push(tokio::spawn(async move {
+            let client_id = uuid::Uuid::new_v4().to_string();
+            let mut tally = Tally::default();
+            // Stop after two passes in a row found every queue empty.
+            let mut empty_passes = 0;
+            while empty_passes < 2 && Instant::now() < deadline {
+                let mut got = 0;
+                for queue in &target.queues {
+                    got += target.consume_once(queue, &client_id, &mut tally).await;
+                }
+                empty_passes = if got == 0 { empty_passes + 1 } else { 0 };
+            }
+            tally
+        }));
+    }
+    let mut total = Tally::default();
+    for handle in handles {
+        if let Ok(tally) = handle.await {
+            total.merge(tally);
+        }
+    }
+    total.operations.clear();
+    total
+}
+
+/// Compares what was posted with what was claimed and deleted.
+fn check(tally: &Tally) -> Verify {
+    let mut deleted: HashMap<&str, u64> = HashMap::new();
+    for id in &tally.deleted {
+        *deleted.entry(id.as_str()).or_default() += 1;
+    }
+    let mut claimed: HashMap<&str, u64> = HashMap::new();
+    for id in &tally.claimed {
+        *claimed.entry(id.as_str()).or_default() += 1;
+    }
+    let posted: std::collections::HashSet<&str> = tally.posted.iter().map(String::as_str).collect();
+    Verify {
+        posted: posted.len() as u64,
+        consumed: deleted.len() as u64,
+        lost: posted
+            .iter()
+            .filter(|id| !deleted.contains_key(*id))
+            .count() as u64,
+        duplicates: claimed.values().filter(|count| **count > 1).count() as u64
+            + deleted.values().filter(|count| **count > 1).count() as u64,
+        unknown: deleted.keys().filter(|id| !posted.contains(*id)).count() as u64,
+    }
+}
+
+fn progress_bar(args: &BenchArgs) -> ProgressBar {
+    if args.no_progress || args.json {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(args.duration.as_millis() as u64);
+    if let Ok(style) =
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_bar} {msg}")
+    {
+        bar.set_style(style);
+    }
+    bar
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bodies_have_the_requested_size() {
+        let body: Value = serde_json::from_str(&post_body(3, 256)).unwrap();
+        let messages = body["messages"].as_array().unwrap();
+        assert_eq!(messages.len(), 3);
+        let size = messages[0]["body"].to_string().len();
+        assert!((250..=262).contains(&size), "{size}");
+    }
+
+    #[test]
+    fn verification_counts_losses_duplicates_and_strangers() {
+        let tally = Tally {
+            posted: vec!["a".into(), "b".into(), "c".into()],
+            claimed: vec!["a".into(), "b".into(), "b".into(), "x".into()],
+            deleted: vec!["a".into(), "b".into(), "x".into()],
+            ..Tally::default()
+        };
+        let verify = check(&tally);
+        assert_eq!(
+            (
+                verify.posted,
+                verify.consumed,
+                verify.lost,
+                verify.duplicates,
+                verify.unknown
+            ),
+            (3, 3, 1, 1, 1)
+        );
+        assert!(!verify.passed());
+    }
+}
