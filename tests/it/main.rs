@@ -10,5 +10,6 @@ mod api_queues;
 mod api_signed;
 mod api_subscriptions;
 mod cluster;
+mod mongo_pool;
 mod standalone;
 mod storage_node;

@@ -9,6 +9,8 @@
 //! - [`Cluster`]: a storage node and an API node on the shared test Redis.
 //! - [`Http`]: an HTTP client that sends a project and Client-ID by default.
 //! - [`test_redis_url`]: the shared test Redis that `deploy/test.sh` starts.
+//! - [`MongoServer`], [`test_mongo_url`], [`fresh_mongo_uri`]: a private
+//!   Mongo-wire server, and the shared one `deploy/test.sh` starts.
 //!
 //! Children bind port 0 and report their address; readiness is polled with a
 //! deadline, never slept for.
@@ -17,8 +19,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod etcd;
+mod mongo;
 
 pub use etcd::EtcdServer;
+pub use mongo::{MongoServer, fresh_mongo_uri, test_mongo_url};
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
