@@ -131,7 +131,11 @@ async fn maintain(inner: Arc<Inner>, cancel: CancellationToken) {
             _ = cancel.cancelled() => return,
             _ = ticker.tick() => {}
         }
-        if let Err(error) = inner.ready().await {
+        let refreshed = match inner.ready().await {
+            Ok(()) => inner.sync_clock().await,
+            Err(error) => Err(error),
+        };
+        if let Err(error) = refreshed {
             tracing::warn!(%error, "mongodb is not ready");
         }
     }
