@@ -119,9 +119,12 @@ impl Inner {
 
     /// Deletes the queue document with its messages and claims in one
     /// transaction, so a concurrent post either precedes the deletion
-    /// (and is deleted) or follows it (and recreates the queue).
+    /// (and is deleted) or follows it (and recreates the queue). The bulk
+    /// of the messages goes first, outside the transaction, which then
+    /// only meets what was posted meanwhile (transactions are bounded).
     pub(super) async fn delete_queue(&self, scope: &Scope) -> Result<()> {
         let key = queue_key(scope);
+        self.messages.delete_many(doc! {"q": &key}).await?;
         let mut attempt = 0;
         loop {
             let mut session = self.begin().await?;
