@@ -653,6 +653,93 @@ mod conformance {
         );
     }
 
+    /// Batches posted concurrently commit in position order: an observer
+    /// paging by marker meanwhile sees every message once, in post order
+    /// per producer (a batch with lower positions never appears behind the
+    /// observer's marker).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn observers_paging_by_marker_never_skip_concurrent_posts() {
+        use zaqar_proto::model::{ListQuery, NewMessage, PostBatch, PostLimits};
+        const PRODUCERS: usize = 3;
+        const BATCHES: usize = 15;
+        let fixture = mongo_fixture().await;
+        let backend = fixture.backend.clone();
+        let scope = Scope::queue(format!("paging-{}", uuid::Uuid::new_v4().simple()), "q").unwrap();
+        let running = Arc::new(std::sync::atomic::AtomicUsize::new(PRODUCERS));
+        let mut producers = Vec::new();
+        for producer in 0..PRODUCERS {
+            let backend = backend.clone();
+            let scope = scope.clone();
+            let running = running.clone();
+            producers.push(tokio::spawn(async move {
+                let mut ids = Vec::new();
+                for batch in 0..BATCHES {
+                    let messages = (0..3)
+                        .map(|n| NewMessage {
+                            body: format!("[{producer},{batch},{n}]"),
+                            ttl: None,
+                            delay: None,
+                        })
+                        .collect();
+                    let posted = backend
+                        .post_messages(
+                            &scope,
+                            PostBatch {
+                                client_id: "producer".into(),
+                                messages,
+                                request_size: 10,
+                                limits: PostLimits {
+                                    default_message_ttl: 3600,
+                                    max_message_delay: 900,
+                                    max_messages_post_size: 262_144,
+                                },
+                            },
+                        )
+                        .await
+                        .unwrap();
+                    ids.extend(posted);
+                }
+                running.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                ids
+            }));
+        }
+        let mut query = ListQuery {
+            marker: None,
+            limit: 7,
+            echo: true,
+            client_id: "observer".into(),
+            include_claimed: true,
+            include_delayed: true,
+        };
+        let mut observed = Vec::new();
+        loop {
+            let done = running.load(std::sync::atomic::Ordering::SeqCst) == 0;
+            let page = backend.list_messages(&scope, &query).await.unwrap();
+            if page.messages.is_empty() && done {
+                break;
+            }
+            observed.extend(page.messages.into_iter().map(|message| message.id));
+            if page.next_marker.is_some() {
+                query.marker = page.next_marker;
+            }
+        }
+        let mut posted = Vec::new();
+        for producer in producers {
+            posted.push(producer.await.unwrap());
+        }
+        let all: std::collections::HashSet<&String> = posted.iter().flatten().collect();
+        assert_eq!(observed.len(), PRODUCERS * BATCHES * 3, "seen once each");
+        assert_eq!(
+            observed.iter().collect::<std::collections::HashSet<_>>(),
+            all,
+            "nothing skipped"
+        );
+        for ids in &posted {
+            let order: Vec<&String> = observed.iter().filter(|id| ids.contains(id)).collect();
+            assert_eq!(order, ids.iter().collect::<Vec<_>>(), "post order");
+        }
+    }
+
     /// Indexes are created at start and creating them again is harmless.
     #[tokio::test]
     async fn indexes_are_created_idempotently() {
