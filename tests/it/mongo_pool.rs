@@ -15,6 +15,24 @@ use zaqar_tests::{
     ApiNode, EtcdServer, Http, MongoServer, Reply, StorageNode, fresh_mongo_uri, test_redis_url,
 };
 
+async fn mongo_grpc_fixture() -> zaqar_storage::conformance::Fixture {
+    let node = StorageNode::start(&fresh_mongo_uri("grpc")).expect("storage node");
+    let backend = GrpcBackend::connect_lazy(&node.url()).expect("client");
+    zaqar_storage::conformance::Fixture {
+        backend: Arc::new(backend),
+        guard: Some(Box::new(node)),
+    }
+}
+
+/// The whole backend conformance suite through a real storage node on a
+/// Mongo pool (the proof sized for the test server, as in the backend's
+/// own run).
+mod conformance_over_grpc {
+    use super::mongo_grpc_fixture;
+
+    zaqar_storage::backend_conformance_suite!(mongo_grpc_fixture, concurrency = (200, 100));
+}
+
 /// Bodies of the messages of a reply (`messages` array), in order.
 fn bodies(reply: &Reply) -> Vec<Value> {
     reply.json["messages"]
