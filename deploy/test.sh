@@ -2,8 +2,9 @@
 # Runs the whole test suite on a fresh machine.
 #
 # Installs what is missing (Debian redis-server, etcd-server,
-# protobuf-compiler and libprotobuf-dev), starts a private Redis and a private
-# etcd on free loopback ports with their own temporary directories, runs `cargo fmt --check`, `cargo clippy -D warnings` and
+# protobuf-compiler and libprotobuf-dev; SecantusDB from PyPI into a cached
+# venv), starts a private Redis, a private etcd and a private Mongo-wire
+# server on free loopback ports with their own temporary directories, runs `cargo fmt --check`, `cargo clippy -D warnings` and
 # every Rust test, then drives a real storage node + API node with the real
 # python-zaqarclient (tests/python), and stops everything it started, also on
 # failure.
@@ -126,7 +127,57 @@ start_etcd() {
     return 1
 }
 
+# The Mongo-wire test server: SecantusDB (a pinned pre-release from PyPI, a
+# separate GPL process nothing links to), installed once into a cached venv.
+MONGO_VENV="${XDG_CACHE_HOME:-$HOME/.cache}/zaqar-test/secantusdb-0.7.0b3"
+
+install_mongo() {
+    if ! "$MONGO_VENV/bin/python" -c 'import secantus, pymongo' >/dev/null 2>&1; then
+        log "installing SecantusDB 0.7.0b3 into $MONGO_VENV"
+        rm -rf "$MONGO_VENV"
+        python3 -m venv "$MONGO_VENV"
+        "$MONGO_VENV/bin/pip" install -q --disable-pip-version-check secantusdb==0.7.0b3 pymongo
+    fi
+}
+
+# Whether the Mongo-wire server on port $1 answers a ping.
+mongo_ready() {
+    "$MONGO_VENV/bin/python" -c '
+import sys, pymongo
+url = "mongodb://127.0.0.1:%s/?directConnection=true" % sys.argv[1]
+pymongo.MongoClient(url, serverSelectionTimeoutMS=500).admin.command("ping")
+' "$1" >/dev/null 2>&1
+}
+
+start_mongo() {
+    local port dir
+    for _ in 1 2 3 4 5; do
+        port=$(free_port)
+        dir="$WORK/mongo-$port"
+        mkdir -p "$dir"
+        : >"$dir/empty.toml" # --config stops it from reading config files elsewhere
+        "$MONGO_VENV/bin/secantusd-py" --config "$dir/empty.toml" --host 127.0.0.1 \
+            --port "$port" --storage-path "$dir/data" --log-level WARNING \
+            >"$dir/mongo.log" 2>&1 &
+        local pid=$!
+        PIDS+=("$pid")
+        for _ in $(seq 120); do
+            if mongo_ready "$port"; then
+                MONGO_PORT=$port
+                MONGO_URL="mongodb://127.0.0.1:$port/?directConnection=true"
+                return 0
+            fi
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.5
+        done
+        log "mongo-wire server on port $port did not start; retrying"
+    done
+    log "cannot start secantusd-py"
+    return 1
+}
+
 install_packages
+install_mongo
 
 log "cargo fmt --check"
 cargo fmt --all -- --check
@@ -143,6 +194,10 @@ export ZAQAR_TEST_REDIS_URL="$REDIS_URL"
 start_etcd
 log "test etcd at $ETCD_URL"
 export ZAQAR_TEST_ETCD_URL="$ETCD_URL"
+start_mongo
+log "test mongodb at $MONGO_URL"
+export ZAQAR_TEST_MONGO_URL="$MONGO_URL"
+export ZAQAR_TEST_SECANTUSD="$MONGO_VENV/bin/secantusd-py"
 export ZAQAR_BIN="$ROOT/target/debug/zaqar"
 
 # Starts `zaqar ROLE ARGS...` on a free port; sets STARTED_ADDR.
@@ -167,6 +222,11 @@ cargo nextest run --workspace --all-features --locked --no-fail-fast "$@"
 
 log "python-zaqarclient against zaqar api + zaqar storage"
 start_zaqar storage --backend "$REDIS_URL"
+start_zaqar api --storage "http://$STARTED_ADDR"
+tests/python/run.sh "http://$STARTED_ADDR"
+
+log "python-zaqarclient against zaqar api + zaqar storage on the mongo-wire server"
+start_zaqar storage --backend "mongodb://127.0.0.1:$MONGO_PORT/python?directConnection=true"
 start_zaqar api --storage "http://$STARTED_ADDR"
 tests/python/run.sh "http://$STARTED_ADDR"
 

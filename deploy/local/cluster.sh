@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# A real local Zaqar cluster on loopback: one etcd, a private redis-server and
+# A real local Zaqar cluster on loopback: one etcd, a private redis-server (or
+# Mongo-wire server, SecantusDB) and
 # a `zaqar storage` node per pool, two `zaqar api` nodes (admin mode on), and
 # every pool registered as pool1, pool2, ... (weight 100) through the first
 # API node's management API.
@@ -20,8 +21,12 @@
 # Environment:
 #   CLUSTER_DIR  state directory (default ./.cluster, relative to the current
 #                directory)
-#   POOLS        comma list of pool kinds (default redis,redis); only `redis`
-#                is supported yet (other kinds: exit 2, nothing started)
+#   POOLS        comma list of pool kinds (default redis,redis): `redis` or
+#                `mongo` (e.g. POOLS=mongo, POOLS=redis,mongo); other kinds:
+#                exit 2, nothing started
+#   MONGO_VENV   venv holding SecantusDB 0.7.0b3 for `mongo` pools (default
+#                ~/.cache/zaqar-test/secantusdb-0.7.0b3, installed from PyPI
+#                when missing)
 #   ZAQAR_BIN    the zaqar binary; default: `cargo build --release -p zaqar --features etcd --bin
 #                zaqar` in the repository, then target/release/zaqar
 #   RUST_LOG     log filter for the zaqar processes (default info)
@@ -30,8 +35,9 @@
 #   pids         one `NAME PID STARTTIME` line per started process (STARTTIME
 #                from /proc/PID/stat: a reused PID is never signalled)
 #   endpoints    the lines `up` printed
-#   etcd/ redis-N/ storage-N/ api-N/   one directory per process with its
-#                log (and data for etcd and Redis); `up` replaces them
+#   etcd/ redis-N/ mongo-N/ storage-N/ api-N/   one directory per process
+#                with its log (and data for etcd, Redis and Mongo); `up`
+#                replaces them
 #
 # Ports are free loopback ports (never 2379, 2380, 6379 or 8888); the zaqar
 # processes bind port 0 and report theirs with `listening on HOST:PORT`.
@@ -43,7 +49,8 @@ READY_TIMEOUT=30 # seconds for each process to become ready
 STOP_TIMEOUT=10  # seconds between SIGTERM and SIGKILL
 API_NODES=2
 CLIENT_ID=3381af92-2b9e-11e3-b191-71861300734c
-SUPPORTED_KINDS="redis"
+SUPPORTED_KINDS="redis mongo"
+MONGO_VENV=${MONGO_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/zaqar-test/secantusdb-0.7.0b3}
 
 log() { printf '%s: %s\n' "$PROG" "$*" >&2; }
 die() {
@@ -165,7 +172,7 @@ stop_recorded() {
     read_pids
     local tier i
     local -a group done_=()
-    for tier in api storage redis etcd; do
+    for tier in api storage redis mongo etcd; do
         group=()
         for i in "${!NAMES[@]}"; do
             case ${NAMES[i]} in
@@ -360,6 +367,60 @@ start_redis() {
     return 1
 }
 
+# Installs SecantusDB into MONGO_VENV unless it is there.
+install_mongo() {
+    if ! "$MONGO_VENV/bin/python" -c 'import secantus, pymongo' >/dev/null 2>&1; then
+        log "installing SecantusDB 0.7.0b3 into $MONGO_VENV"
+        rm -rf -- "$MONGO_VENV"
+        python3 -m venv "$MONGO_VENV" >&2
+        "$MONGO_VENV/bin/pip" install -q --disable-pip-version-check secantusdb==0.7.0b3 pymongo >&2
+    fi
+}
+
+# Whether the Mongo-wire server on port $1 answers a ping.
+mongo_ready() {
+    timeout 5 "$MONGO_VENV/bin/python" -c '
+import sys, pymongo
+url = "mongodb://127.0.0.1:%s/?directConnection=true" % sys.argv[1]
+pymongo.MongoClient(url, serverSelectionTimeoutMS=500).admin.command("ping")
+' "$1" >/dev/null 2>&1
+}
+
+# Starts Mongo-wire server number $1 (it may take several seconds); sets
+# MONGO_URI.
+start_mongo() {
+    local n=$1 dir="$CLUSTER_DIR/mongo-$1" port pid attempt
+    for attempt in 1 2 3 4 5; do
+        rm -rf -- "$dir"
+        mkdir -p -- "$dir/data"
+        : >"$dir/empty.toml" # --config stops it from reading config files elsewhere
+        port=$(free_ports 1)
+        log "starting mongo-$n on 127.0.0.1:$port"
+        spawn "mongo-$n" "$dir/mongo.log" - \
+            "$MONGO_VENV/bin/secantusd-py" --config "$dir/empty.toml" --host 127.0.0.1 \
+            --port "$port" --storage-path "$dir/data" --log-level WARNING
+        pid=$SPAWNED_PID
+        local deadline=$((SECONDS + READY_TIMEOUT * 2))
+        while ((SECONDS < deadline)) && running "$pid"; do
+            if mongo_ready "$port"; then
+                MONGO_URI="mongodb://127.0.0.1:$port/zaqar?directConnection=true"
+                return 0
+            fi
+            sleep 0.5
+        done
+        show_log "$dir/mongo.log"
+        if running "$pid"; then
+            abandon "$pid"
+            log "mongo-$n did not answer a ping within $((READY_TIMEOUT * 2))s"
+            return 1
+        fi
+        unrecord "$pid"
+        log "mongo-$n exited (attempt $attempt); retrying on another port"
+    done
+    log "cannot start mongo-$n"
+    return 1
+}
+
 # start_zaqar NAME ROLE ARGS...: starts `zaqar ROLE --listen 127.0.0.1:0
 # ARGS...` (environment: RUST_LOG, plus any VAR=VALUE in ZAQAR_ENV) and waits
 # for its `listening on` line; sets LISTEN_ADDR.
@@ -497,7 +558,8 @@ cmd_up() {
     trap up_exit EXIT
     trap 'exit 130' INT
     trap 'exit 143' TERM
-    rm -rf -- "$CLUSTER_DIR"/etcd "$CLUSTER_DIR"/redis-* "$CLUSTER_DIR"/storage-* "$CLUSTER_DIR"/api-*
+    rm -rf -- "$CLUSTER_DIR"/etcd "$CLUSTER_DIR"/redis-* "$CLUSTER_DIR"/mongo-* \
+        "$CLUSTER_DIR"/storage-* "$CLUSTER_DIR"/api-*
 
     local -a endpoints=() pool_uris=()
     local n i
@@ -508,8 +570,17 @@ cmd_up() {
 
     for i in "${!KINDS[@]}"; do
         n=$((i + 1))
-        start_redis "$n"
-        pool_uris+=("$REDIS_URI")
+        case ${KINDS[i]} in
+        redis)
+            start_redis "$n"
+            pool_uris+=("$REDIS_URI")
+            ;;
+        mongo)
+            install_mongo
+            start_mongo "$n"
+            pool_uris+=("$MONGO_URI")
+            ;;
+        esac
     done
     for i in "${!pool_uris[@]}"; do
         n=$((i + 1))

@@ -11,6 +11,7 @@ mod api_signed;
 mod api_subscriptions;
 mod bench;
 mod cluster;
+mod mongo_pool;
 mod notifications;
 mod standalone;
 mod storage_node;

@@ -10,6 +10,8 @@
 //! - [`Http`]: an HTTP client that sends a project and Client-ID by default.
 //! - [`webhook::Receiver`]: a real webhook receiver for notification tests.
 //! - [`test_redis_url`]: the shared test Redis that `deploy/test.sh` starts.
+//! - [`MongoServer`], [`test_mongo_url`], [`fresh_mongo_uri`]: a private
+//!   Mongo-wire server, and the shared one `deploy/test.sh` starts.
 //!
 //! Children bind port 0 and report their address; readiness is polled with a
 //! deadline, never slept for.
@@ -18,9 +20,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod etcd;
+mod mongo;
 pub mod webhook;
 
 pub use etcd::EtcdServer;
+pub use mongo::{MongoServer, fresh_mongo_uri, test_mongo_url};
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

@@ -1,6 +1,7 @@
 //! Backend implementations, chosen once at startup from the pool URI scheme.
 
 pub mod embedded;
+pub mod mongo;
 pub mod redis;
 
 use std::sync::Arc;
@@ -9,10 +10,11 @@ use crate::backend::BackendRef;
 use crate::error::{Result, StorageError};
 
 pub use self::embedded::EmbeddedBackend;
+pub use self::mongo::MongoBackend;
 pub use self::redis::{RedisBackend, RedisConfig};
 
 /// The URI schemes this build can serve.
-pub const SUPPORTED_SCHEMES: [&str; 2] = ["redis", "embedded"];
+pub const SUPPORTED_SCHEMES: [&str; 3] = ["redis", "mongodb", "embedded"];
 
 /// Opens the backend named by `uri`, rejecting unknown schemes with the list
 /// of valid ones.
@@ -23,6 +25,7 @@ pub fn open(uri: &str, redis: &RedisConfig) -> Result<BackendRef> {
         .unwrap_or("");
     match scheme {
         "redis" => Ok(Arc::new(RedisBackend::connect(uri, redis)?)),
+        "mongodb" => Ok(Arc::new(MongoBackend::connect(uri)?)),
         "embedded" => Ok(Arc::new(EmbeddedBackend::open_uri(
             uri,
             redis.sweep_interval,

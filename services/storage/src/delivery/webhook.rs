@@ -150,8 +150,10 @@ mod tests {
             r#"{"post_data": "{\"alarm\": \"$zaqar_message$\", \"src\": \"zaqar\", \"raw\": \"$zaqar_message$x\"}",
                 "post_headers": {"X-Token": "abc", "X-Count": 3}}"#,
         );
+        let mut headers = options.headers.clone();
+        headers.sort();
         assert_eq!(
-            options.headers,
+            headers,
             vec![
                 ("X-Count".to_string(), "3".to_string()),
                 ("X-Token".to_string(), "abc".to_string())
