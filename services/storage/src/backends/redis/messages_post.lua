@@ -7,19 +7,27 @@
 --       | {'too_large', effective, global, queue} | {'bad_delay'}.
 local now = now_ms()
 local created = 0
-if ensure_queue(now, nil) then created = 1 end
-sweep(now, 20)
+-- One read for the queue's existence and the settings a post needs.
+local q = redis.call('HMGET', K_Q, 'rev', 'mps', 'dttl', 'ddelay')
+if not q[1] then
+  ensure_queue(now, nil)
+  created = 1
+end
+local function setting(v)
+  if not v or v == '' then return nil end
+  return tonumber(v)
+end
 local client, size = ARGV[1], tonumber(ARGV[2])
 local default_ttl, max_delay, global_max = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local notify = ARGV[6]
 local HEAD = 6
-local queue_max = num_setting('mps')
+local queue_max = setting(q[2])
 if queue_max then
   local effective = math.min(queue_max, global_max)
   if size > effective then return {'too_large', effective, global_max, queue_max} end
 end
-local ttl_default = num_setting('dttl') or default_ttl
-local delay_default = num_setting('ddelay')
+local ttl_default = setting(q[3]) or default_ttl
+local delay_default = setting(q[4])
 local n = (#ARGV - HEAD) / 4
 local delays = {}
 for i = 1, n do
@@ -32,6 +40,9 @@ for i = 1, n do
   delays[i] = delay
 end
 local last = redis.call('HINCRBY', K_Q, 'seq', n)
+-- Clean up a little on every eighth position crossed (the sweeper does the
+-- rest), instead of looking on every post.
+if math.floor(last / 8) > math.floor((last - n) / 8) then sweep(now, 20) end
 for i = 1, n do
   local base = HEAD + (i - 1) * 4
   local id, body = ARGV[base + 1], ARGV[base + 2]
