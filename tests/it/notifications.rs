@@ -1,14 +1,15 @@
 //! Notification delivery (contract §6) end to end: real API and storage
 //! processes posting to a real HTTP receiver (or a real mail command).
 //!
-//! Cluster tests use a private Redis each, so no other test's storage node
-//! (which would legitimately share the pool's deliveries) takes part.
+//! Cluster tests use a private Redis (or a fresh Mongo database) each, so
+//! no other test's storage node (which would legitimately share the pool's
+//! deliveries) takes part.
 
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use zaqar_tests::webhook::{Answer, Receiver};
-use zaqar_tests::{ApiNode, Http, RedisServer, StorageNode};
+use zaqar_tests::{ApiNode, Http, RedisServer, StorageNode, fresh_mongo_uri};
 
 /// How long a delivery may take to show up at the receiver.
 const ARRIVAL: Duration = Duration::from_secs(20);
@@ -148,6 +149,14 @@ async fn webhooks_get_the_documented_payload_on_redis() {
     let cluster = PrivateCluster::start(&[]);
     let receiver = Receiver::start().await;
     check_payloads(&cluster.client(), &receiver).await;
+}
+
+#[tokio::test]
+async fn webhooks_get_the_documented_payload_on_mongo() {
+    let storage = StorageNode::start(&fresh_mongo_uri("notify")).unwrap();
+    let api = ApiNode::start(&storage.url(), &[]).unwrap();
+    let receiver = Receiver::start().await;
+    check_payloads(&Http::new(&api.url()), &receiver).await;
 }
 
 #[tokio::test]

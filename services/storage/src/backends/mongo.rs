@@ -1,7 +1,7 @@
 //! The MongoDB backend.
 //!
 //! One database per pool (named by the URI path, default `zaqar`) holding
-//! four collections; `docs/mongo-backend.md` describes every document and
+//! five collections; `docs/mongo-backend.md` describes every document and
 //! index:
 //!
 //! - `queues`: one document per queue (metadata, revision, parsed settings
@@ -10,12 +10,14 @@
 //! - `messages`: one document per message, keyed by message id, carrying
 //!   its queue key, position, times, claim state and a revision `rev`;
 //! - `claims`: one document per claim (its messages point to it);
-//! - `subscriptions`: one document per subscription.
+//! - `subscriptions`: one document per subscription;
+//! - `deliveries`: the notification outbox, one document per pending
+//!   delivery (written in the posting transaction; see `mongo/outbox.rs`).
 //!
 //! Every change that spans documents is one multi-document transaction
-//! (posting a batch with its positions, moving a message to its dead-letter
-//! queue, deleting a queue); everything else is a single-document
-//! conditional update. Claims take a message with `find_one_and_update`
+//! (posting a batch with its positions and deliveries, moving a message to
+//! its dead-letter queue, deleting a queue); everything else is a
+//! single-document conditional update. Claims take a message with `find_one_and_update`
 //! filtered on the revision seen and on "no live claim", so a message never
 //! goes to two live claims. Positions come from `$inc` on the queue
 //! document inside the posting transaction: concurrent posts to one queue
@@ -34,6 +36,7 @@
 mod claims;
 mod documents;
 mod messages;
+mod outbox;
 mod queues;
 mod subscriptions;
 
@@ -51,7 +54,7 @@ use mongodb::error::{
 };
 use mongodb::options::{ClientOptions, IndexOptions};
 use mongodb::{Client, ClientSession, Collection, Database, IndexModel};
-use tokio::sync::OnceCell;
+use tokio::sync::{Notify, OnceCell};
 use tokio_util::sync::{CancellationToken, DropGuard};
 use zaqar_proto::model::{
     Claim, ClaimRef, ClaimSpec, Health, ListQuery, Message, MessagePage, Namespace,
@@ -59,8 +62,10 @@ use zaqar_proto::model::{
     SubscriptionUpdate,
 };
 
-use self::documents::{ClaimDoc, MessageDoc, QueueDoc, SubscriptionDoc};
+use self::documents::{ClaimDoc, MessageDoc, QueueDoc, SubscriptionDoc, queue_key};
+use self::outbox::DeliveryDoc;
 use crate::backend::Backend;
+use crate::delivery::{DeliveryRecord, OutboxRef};
 use crate::error::{Result, StorageError};
 
 /// The database used when the URI names none.
@@ -108,8 +113,15 @@ impl MongoBackend {
 
     /// Runs `work` once the indexes exist, within [`OPERATION_TIMEOUT`].
     async fn run<T>(&self, work: impl Future<Output = Result<T>>) -> Result<T> {
+        self.inner.run(work).await
+    }
+}
+
+impl Inner {
+    /// Runs `work` once the indexes exist, within [`OPERATION_TIMEOUT`].
+    async fn run<T>(&self, work: impl Future<Output = Result<T>>) -> Result<T> {
         let guarded = async {
-            self.inner.ready().await?;
+            self.ready().await?;
             work.await
         };
         match tokio::time::timeout(OPERATION_TIMEOUT, guarded).await {
@@ -149,8 +161,11 @@ struct Inner {
     messages: Collection<MessageDoc>,
     claims: Collection<ClaimDoc>,
     subscriptions: Collection<SubscriptionDoc>,
+    deliveries: Collection<DeliveryDoc>,
     clock: Clock,
     indexed: OnceCell<()>,
+    /// Signalled when this process queues deliveries.
+    wakeup: Arc<Notify>,
 }
 
 impl Inner {
@@ -183,10 +198,12 @@ impl Inner {
             messages: database.collection("messages"),
             claims: database.collection("claims"),
             subscriptions: database.collection("subscriptions"),
+            deliveries: database.collection("deliveries"),
             database,
             client,
             clock: Clock::default(),
             indexed: OnceCell::new(),
+            wakeup: Arc::new(Notify::new()),
         })
     }
 
@@ -268,6 +285,13 @@ impl Inner {
                 unique(doc! {"q": 1, "subscriber": 1}, "queue_subscribers"),
                 named(doc! {"q": 1, "_id": 1}, "queue_ids"),
                 expiry(),
+            ])
+            .await?;
+        self.deliveries
+            .create_indexes([
+                unique(doc! {"q": 1, "did": 1}, "queue_deliveries"),
+                named(doc! {"due": 1}, "due"),
+                named(doc! {"taker": 1}, "takers"),
             ])
             .await?;
         Ok(())
@@ -560,10 +584,24 @@ impl Backend for MongoBackend {
             .await
     }
 
-    async fn enqueue_notice(&self, _scope: &Scope, _id: &str, _notice: Notice) -> Result<()> {
-        Err(StorageError::Unavailable(
-            "notification delivery is not available on MongoDB pools".into(),
-        ))
+    async fn enqueue_notice(
+        &self,
+        scope: &Scope,
+        subscription_id: &str,
+        notice: Notice,
+    ) -> Result<()> {
+        let record = DeliveryRecord::notice(subscription_id, notice).encode()?;
+        self.run(
+            self.inner
+                .enqueue_notice(&queue_key(scope), subscription_id, record),
+        )
+        .await
+    }
+
+    fn outbox(self: Arc<Self>) -> Option<OutboxRef> {
+        Some(Arc::new(outbox::MongoOutbox {
+            inner: self.inner.clone(),
+        }))
     }
 
     async fn health(&self) -> Result<Health> {
@@ -642,6 +680,8 @@ mod conformance {
     // The test server is far slower than MongoDB on large collections: the
     // concurrency proof runs with 1,000 + 200 messages here (same checks).
     crate::backend_conformance_suite!(mongo_fixture, concurrency = (200, 100));
+    // Each fixture has its own database: no other taker leases its deliveries.
+    crate::outbox_conformance_suite!(mongo_fixture);
 
     #[test]
     fn databases_replace_the_uri_path() {
@@ -747,6 +787,71 @@ mod conformance {
         }
     }
 
+    /// Two nodes of one pool taking deliveries at the same time never
+    /// lease the same one, and between them take every one.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn two_nodes_never_take_the_same_delivery() {
+        use zaqar_proto::model::{NewMessage, NewSubscription, NotifyMode, PostBatch, PostLimits};
+        const SUBSCRIBERS: usize = 3;
+        const POSTS: usize = 8;
+        let database = format!("outbox_{}", uuid::Uuid::new_v4().simple());
+        let url = with_database(&test_url(), &database);
+        let nodes = [
+            Arc::new(MongoBackend::connect(&url).unwrap()),
+            Arc::new(MongoBackend::connect(&url).unwrap()),
+        ];
+        let scope = Scope::queue("outbox", "q").unwrap();
+        for n in 0..SUBSCRIBERS {
+            let subscription = NewSubscription {
+                subscriber: format!("http://example.com/{n}"),
+                ttl: 3600,
+                options: "{}".into(),
+            };
+            nodes[0]
+                .create_subscription(&scope, subscription)
+                .await
+                .unwrap();
+        }
+        for n in 0..POSTS {
+            let batch = PostBatch {
+                client_id: "producer".into(),
+                messages: vec![NewMessage {
+                    body: n.to_string(),
+                    ttl: None,
+                    delay: None,
+                }],
+                request_size: 10,
+                limits: PostLimits {
+                    default_message_ttl: 3600,
+                    max_message_delay: 900,
+                    max_messages_post_size: 262_144,
+                },
+                notify: NotifyMode::All,
+            };
+            nodes[n % 2].post_messages(&scope, batch).await.unwrap();
+        }
+        let takers = nodes.iter().map(|node| {
+            let outbox = node.clone().outbox().unwrap();
+            tokio::spawn(async move {
+                let mut ids = Vec::new();
+                loop {
+                    let taken = outbox.take_due(3, Duration::from_secs(60)).await.unwrap();
+                    if taken.is_empty() {
+                        return ids;
+                    }
+                    ids.extend(taken.into_iter().map(|delivery| delivery.key.id));
+                }
+            })
+        });
+        let mut all = Vec::new();
+        for taker in takers.collect::<Vec<_>>() {
+            all.extend(taker.await.unwrap());
+        }
+        let unique: std::collections::HashSet<&String> = all.iter().collect();
+        assert_eq!(unique.len(), all.len(), "taken twice: {all:?}");
+        assert_eq!(all.len(), SUBSCRIBERS * POSTS);
+    }
+
     /// Indexes are created at start and creating them again is harmless.
     #[tokio::test]
     async fn indexes_are_created_idempotently() {
@@ -758,6 +863,10 @@ mod conformance {
         second.inner.ready().await.unwrap();
         let names = first.inner.messages.list_index_names().await.unwrap();
         for name in ["queue_positions", "queue_claims", "gc"] {
+            assert!(names.contains(&name.to_string()), "{names:?}");
+        }
+        let names = first.inner.deliveries.list_index_names().await.unwrap();
+        for name in ["queue_deliveries", "due", "takers"] {
             assert!(names.contains(&name.to_string()), "{names:?}");
         }
     }

@@ -6,7 +6,9 @@ use futures::TryStreamExt;
 use mongodb::ClientSession;
 use mongodb::bson::{Document, doc};
 use mongodb::options::ReturnDocument;
-use zaqar_proto::model::{ClaimRef, ListQuery, Message, MessagePage, PostBatch, Scope, new_id};
+use zaqar_proto::model::{
+    ClaimRef, ListQuery, Message, MessagePage, NotifyMode, PostBatch, Scope, new_id,
+};
 
 use super::documents::{MessageDoc, Settings, gc_date, new_queue_fields, queue_key};
 use super::{Finished, Inner, TxnError};
@@ -17,7 +19,8 @@ const DELETE_ATTEMPTS: usize = 10;
 
 /// How a post ended.
 enum Posted {
-    Stored,
+    /// Stored, with this many deliveries queued.
+    Stored(usize),
     TooLarge {
         effective: i64,
         global: i64,
@@ -40,7 +43,8 @@ pub(super) fn takeable(key: &str, now: i64) -> Document {
 impl Inner {
     /// Stores the batch in one transaction: `$inc` of the queue's counter
     /// (creating the queue if missing) reserves the positions, then the
-    /// messages are inserted. Rejected batches still create the queue.
+    /// messages are inserted and one delivery is queued per notified
+    /// subscription. Rejected batches still create the queue.
     pub(super) async fn post_messages(
         &self,
         scope: &Scope,
@@ -56,12 +60,17 @@ impl Inner {
                 .await;
             match self.finish(&mut session, outcome, &mut attempt).await? {
                 Finished::Committed(posted) => break posted,
-                Finished::Abandoned => break Posted::Stored,
+                Finished::Abandoned => break Posted::Stored(0),
                 Finished::Retry => continue,
             }
         };
         match posted {
-            Posted::Stored => Ok(ids),
+            Posted::Stored(queued) => {
+                if queued > 0 {
+                    self.wakeup.notify_one();
+                }
+                Ok(ids)
+            }
             Posted::TooLarge {
                 effective,
                 global,
@@ -111,6 +120,7 @@ impl Inner {
         }
         let default_ttl = settings.dttl.unwrap_or(batch.limits.default_message_ttl);
         let mut documents = Vec::with_capacity(ids.len());
+        let mut notified = Vec::new();
         let first = queue.seq - count + 1;
         for (index, (id, message)) in ids.iter().zip(&batch.messages).enumerate() {
             // The per-message delay only counts on delay queues.
@@ -126,6 +136,11 @@ impl Inner {
             };
             let ttl = message.ttl.unwrap_or(default_ttl);
             let expires = now + ttl * 1000;
+            if batch.notify != NotifyMode::None {
+                // Notifications carry the delay on delay queues only.
+                let shown = if settings.ddelay.is_some() { delay } else { -1 };
+                notified.push((ttl, shown, message.body.clone()));
+            }
             documents.push(MessageDoc {
                 id: id.clone(),
                 q: key.to_string(),
@@ -149,7 +164,14 @@ impl Inner {
                 .session(&mut *session)
                 .await?;
         }
-        Ok(Posted::Stored)
+        let queued = match ids.first() {
+            Some(first) if !notified.is_empty() => {
+                self.queue_notifications(session, key, first, notified, batch.notify, now)
+                    .await?
+            }
+            _ => 0,
+        };
+        Ok(Posted::Stored(queued))
     }
 
     pub(super) async fn list_messages(
