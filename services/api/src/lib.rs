@@ -31,7 +31,7 @@ pub mod state;
 use std::future::Future;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 
 pub use config::ApiConfig;
 pub use error::{ApiError, ApiResult};
@@ -56,6 +56,14 @@ pub async fn serve(
             stopping.cancel();
         }
     };
+    // Responses leave in several writes (head, then body): without
+    // TCP_NODELAY, Nagle holds the second until the client's delayed ACK,
+    // adding up to 40 ms to a request.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |stream: &mut TcpStream| {
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(%error, "cannot set TCP_NODELAY");
+        }
+    });
     let server = axum::serve(listener, app).with_graceful_shutdown(signal);
     tokio::select! {
         served = server => served,

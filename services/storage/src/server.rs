@@ -36,10 +36,20 @@ pub async fn serve(
             stopping.cancel();
         }
     };
+    // `Server::tcp_nodelay` only applies to listeners tonic binds itself: set
+    // it on each accepted stream, or Nagle holds a call's second write until
+    // the API node's delayed ACK (up to 40 ms per call).
+    let incoming = tokio_stream::StreamExt::map(TcpListenerStream::new(listener), |stream| {
+        if let Ok(stream) = &stream
+            && let Err(error) = stream.set_nodelay(true)
+        {
+            tracing::debug!(%error, "cannot set TCP_NODELAY");
+        }
+        stream
+    });
     let server = Server::builder()
-        .tcp_nodelay(true)
         .add_service(service)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal);
+        .serve_with_incoming_shutdown(incoming, signal);
     tokio::select! {
         served = server => served
             .map_err(|error| StorageError::Internal(format!("grpc server failed: {error}"))),
