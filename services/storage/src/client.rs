@@ -1,7 +1,7 @@
 //! [`GrpcBackend`]: the [`Backend`] trait over a remote storage node.
 //!
-//! The API tier holds one of these per storage node; it multiplexes every
-//! call over one long-lived HTTP/2 channel that reconnects by itself. The
+//! The API tier holds one of these per storage node; it spreads the calls
+//! over a few long-lived HTTP/2 connections that reconnect by themselves. The
 //! conformance suite runs through it against a real storage-node process, so
 //! the protocol mapping is held to the same semantics as the backends.
 
@@ -20,10 +20,15 @@ use zaqar_proto::tonic::transport::{Channel, Endpoint};
 use crate::backend::Backend;
 use crate::error::{Result, StorageError};
 
+/// HTTP/2 connections kept to one storage node. One connection is driven by
+/// one task, so a few let both ends spread the framing work over cores.
+const CONNECTIONS: usize = 4;
+
 /// A [`Backend`] served by a storage node over gRPC.
 #[derive(Clone)]
 pub struct GrpcBackend {
-    client: StorageClient<Channel>,
+    clients: std::sync::Arc<[StorageClient<Channel>]>,
+    turn: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl GrpcBackend {
@@ -38,15 +43,22 @@ impl GrpcBackend {
             .tcp_nodelay(true)
             .http2_keep_alive_interval(Duration::from_secs(20))
             .keep_alive_while_idle(true);
+        let clients: Vec<StorageClient<Channel>> = (0..CONNECTIONS)
+            .map(|_| {
+                StorageClient::new(endpoint.connect_lazy())
+                    .max_decoding_message_size(64 * 1024 * 1024)
+                    .max_encoding_message_size(64 * 1024 * 1024)
+            })
+            .collect();
         Ok(GrpcBackend {
-            client: StorageClient::new(endpoint.connect_lazy())
-                .max_decoding_message_size(64 * 1024 * 1024)
-                .max_encoding_message_size(64 * 1024 * 1024),
+            clients: clients.into(),
+            turn: std::sync::Arc::default(),
         })
     }
 
     fn client(&self) -> StorageClient<Channel> {
-        self.client.clone()
+        let turn = self.turn.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.clients[turn % self.clients.len()].clone()
     }
 }
 
