@@ -73,8 +73,14 @@ pub trait Backend: Send + Sync + 'static {
     /// the limit. A missing queue or an unusable marker gives an empty page.
     async fn list_messages(&self, scope: &Scope, query: &ListQuery) -> Result<MessagePage>;
 
-    /// Returns one live message, or `NotFound`.
-    async fn get_message(&self, scope: &Scope, id: &str) -> Result<Message>;
+    /// Returns one live message, or `NotFound` (by default through
+    /// [`Backend::get_messages`]).
+    async fn get_message(&self, scope: &Scope, id: &str) -> Result<Message> {
+        let mut messages = self.get_messages(scope, &[id.to_string()]).await?;
+        messages
+            .pop()
+            .ok_or_else(|| crate::error::StorageError::message_not_found(scope, id))
+    }
 
     /// Returns the live messages among `ids` (claimed and delayed included);
     /// `NotFound` when the queue does not exist.

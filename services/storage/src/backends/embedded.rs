@@ -1200,13 +1200,6 @@ impl Backend for EmbeddedBackend {
         .await
     }
 
-    async fn get_message(&self, scope: &Scope, id: &str) -> Result<Message> {
-        let mut found = self.get_messages(scope, &[id.to_string()]).await?;
-        found
-            .pop()
-            .ok_or_else(|| StorageError::message_not_found(scope, id))
-    }
-
     async fn get_messages(&self, scope: &Scope, ids: &[String]) -> Result<Vec<Message>> {
         let key = scope_key(scope);
         let ids = ids.to_vec();

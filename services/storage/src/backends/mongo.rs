@@ -491,13 +491,6 @@ impl Backend for MongoBackend {
         self.run(self.inner.list_messages(scope, query)).await
     }
 
-    async fn get_message(&self, scope: &Scope, id: &str) -> Result<Message> {
-        let mut messages = self.get_messages(scope, &[id.to_string()]).await?;
-        messages
-            .pop()
-            .ok_or_else(|| StorageError::message_not_found(scope, id))
-    }
-
     async fn get_messages(&self, scope: &Scope, ids: &[String]) -> Result<Vec<Message>> {
         self.run(self.inner.get_messages(scope, ids)).await
     }

@@ -830,13 +830,6 @@ impl Backend for RedisBackend {
         Ok(page)
     }
 
-    async fn get_message(&self, scope: &Scope, id: &str) -> Result<Message> {
-        let mut messages = self.get_messages(scope, &[id.to_string()]).await?;
-        messages
-            .pop()
-            .ok_or_else(|| StorageError::message_not_found(scope, id))
-    }
-
     async fn get_messages(&self, scope: &Scope, ids: &[String]) -> Result<Vec<Message>> {
         let inner = &self.inner;
         let mut invocation = inner.invocation(&inner.scripts.messages_get, &key_prefix(scope));
