@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod api_claims;
+mod api_coalescing;
 mod api_conventions;
 mod api_messages;
 mod api_queues;

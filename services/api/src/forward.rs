@@ -10,6 +10,7 @@
 //! every read as "does not exist".
 
 pub mod catalog;
+pub mod coalesce;
 pub mod empty;
 
 use async_trait::async_trait;

@@ -6,6 +6,7 @@ use crate::auth::{Authenticator, Unauthenticated};
 use crate::config::ApiConfig;
 use crate::forward::Placement;
 use crate::forward::catalog::CatalogPlacement;
+use crate::forward::coalesce::{Coalescer, Deletes, Posts};
 
 /// Cheap to clone: a bundle of `Arc`s.
 #[derive(Clone)]
@@ -18,6 +19,10 @@ pub struct AppState {
     pub auth: Arc<dyn Authenticator>,
     /// The catalog, in pooled deployments (enables the pool and flavor APIs).
     pub pooling: Option<Arc<CatalogPlacement>>,
+    /// Concurrent posts to one queue, sent to its backend together.
+    pub posts: Coalescer<Posts>,
+    /// Concurrent single-message deletes in one queue, sent together.
+    pub deletes: Coalescer<Deletes>,
 }
 
 impl AppState {
@@ -31,6 +36,8 @@ impl AppState {
             placement,
             auth,
             pooling: None,
+            posts: Coalescer::default(),
+            deletes: Coalescer::default(),
         }
     }
 

@@ -69,6 +69,26 @@ pub trait Backend: Send + Sync + 'static {
     /// (also when the batch is then rejected). Returns the new ids in order.
     async fn post_messages(&self, scope: &Scope, batch: PostBatch) -> Result<Vec<String>>;
 
+    /// Posts several independent batches to one queue (concurrent posts
+    /// coalesced by the API tier): each is stored atomically in order or
+    /// rejected on its own, as [`Backend::post_messages`] would, and gets
+    /// its own outcome (in request order). Batches come from different
+    /// clients, so their order relative to each other is free. The outer
+    /// error fails the whole call. By default the batches are posted
+    /// concurrently, as separate posts.
+    async fn post_batches(
+        &self,
+        scope: &Scope,
+        batches: Vec<PostBatch>,
+    ) -> Result<Vec<Result<Vec<String>>>> {
+        Ok(futures::future::join_all(
+            batches
+                .into_iter()
+                .map(|batch| self.post_messages(scope, batch)),
+        )
+        .await)
+    }
+
     /// Lists messages in post order after the marker; filters apply before
     /// the limit. A missing queue or an unusable marker gives an empty page.
     async fn list_messages(&self, scope: &Scope, query: &ListQuery) -> Result<MessagePage>;
@@ -92,6 +112,24 @@ pub trait Backend: Send + Sync + 'static {
     /// claim on an existing message. A missing queue or message is success.
     async fn delete_message(&self, scope: &Scope, id: &str, claim: Option<&ClaimRef>)
     -> Result<()>;
+
+    /// Deletes messages named by independent requests (concurrent single
+    /// deletes coalesced by the API tier), each as
+    /// [`Backend::delete_message`] would, with its own outcome in request
+    /// order. The outer error fails the whole call. By default the deletes
+    /// run concurrently, as separate calls.
+    async fn delete_each(
+        &self,
+        scope: &Scope,
+        items: Vec<(String, Option<ClaimRef>)>,
+    ) -> Result<Vec<Result<()>>> {
+        Ok(futures::future::join_all(
+            items
+                .iter()
+                .map(|(id, claim)| self.delete_message(scope, id, claim.as_ref())),
+        )
+        .await)
+    }
 
     /// Deletes the listed messages regardless of claims. With `claim_ids`,
     /// every existing listed message must be held by one of those active

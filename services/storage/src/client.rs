@@ -191,6 +191,45 @@ impl Backend for GrpcBackend {
         Ok(reply.into_inner().ids)
     }
 
+    async fn post_batches(
+        &self,
+        scope: &Scope,
+        batches: Vec<PostBatch>,
+    ) -> Result<Vec<Result<Vec<String>>>> {
+        let Some(limits) = batches.first().map(|batch| batch.limits) else {
+            return Ok(Vec::new());
+        };
+        let count = batches.len();
+        let reply = self
+            .client()
+            .post_batches(pb::PostBatchesRequest {
+                scope: wire(scope),
+                limits: Some(limits),
+                batches: batches
+                    .into_iter()
+                    .map(|batch| pb::PostBatchItem {
+                        client_id: batch.client_id,
+                        messages: batch.messages,
+                        request_size: batch.request_size,
+                        notify: batch.notify.into(),
+                    })
+                    .collect(),
+            })
+            .await?
+            .into_inner();
+        if reply.outcomes.len() != count {
+            return Err(missing("outcomes"));
+        }
+        Ok(reply
+            .outcomes
+            .into_iter()
+            .map(|outcome| match outcome.error {
+                Some(error) => Err(error.into()),
+                None => Ok(outcome.ids),
+            })
+            .collect())
+    }
+
     async fn list_messages(&self, scope: &Scope, query: &ListQuery) -> Result<MessagePage> {
         let reply = self
             .client()
@@ -248,6 +287,39 @@ impl Backend for GrpcBackend {
             })
             .await?;
         Ok(())
+    }
+
+    async fn delete_each(
+        &self,
+        scope: &Scope,
+        items: Vec<(String, Option<ClaimRef>)>,
+    ) -> Result<Vec<Result<()>>> {
+        let count = items.len();
+        let reply = self
+            .client()
+            .delete_each(pb::DeleteEachRequest {
+                scope: wire(scope),
+                items: items
+                    .into_iter()
+                    .map(|(id, claim)| pb::DeleteItem {
+                        id,
+                        claim: claim.as_ref().map(pb::ClaimRef::from),
+                    })
+                    .collect(),
+            })
+            .await?
+            .into_inner();
+        if reply.outcomes.len() != count {
+            return Err(missing("outcomes"));
+        }
+        Ok(reply
+            .outcomes
+            .into_iter()
+            .map(|outcome| match outcome.error {
+                Some(error) => Err(error.into()),
+                None => Ok(()),
+            })
+            .collect())
     }
 
     async fn delete_messages(

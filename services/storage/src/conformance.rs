@@ -22,6 +22,7 @@ use zaqar_proto::model::{
 };
 
 use crate::backend::BackendRef;
+use crate::error::StorageError;
 
 /// A backend under test plus whatever must live as long as it (a child
 /// process, a temporary directory).
@@ -78,6 +79,7 @@ macro_rules! backend_conformance_suite {
             post_creates_the_queue_and_keeps_order,
             post_applies_default_ttls,
             post_checks_the_queue_size_limit,
+            post_batches_are_judged_one_by_one,
             list_pages_with_markers,
             list_filters_before_the_limit,
             list_handles_missing_queues_and_bogus_markers,
@@ -87,6 +89,7 @@ macro_rules! backend_conformance_suite {
             delete_message_on_missing_queue_or_message_succeeds,
             delete_message_follows_the_claim_rules,
             delete_message_with_expired_claims,
+            delete_each_judges_every_item,
             delete_messages_by_id_ignores_claims,
             delete_messages_can_require_claims,
             pop_takes_the_oldest_unclaimed_messages,
@@ -638,6 +641,83 @@ pub async fn post_checks_the_queue_size_limit(backend: BackendRef) {
     assert!(backend.queue_exists(&fresh).await.unwrap());
 }
 
+/// Coalesced posts: every batch of one call is accepted or refused on its
+/// own (size limit, delay bounds), accepted ones are all stored with their
+/// own client ids, and the queue is created even when all are refused.
+pub async fn post_batches_are_judged_one_by_one(backend: BackendRef) {
+    let scope = queue("coalesced");
+    backend
+        .create_queue(&scope, r#"{"_max_messages_post_size": 1023}"#)
+        .await
+        .unwrap();
+    let first = batch(CLIENT_A, vec![message("1"), message("2")]);
+    let mut too_big = batch(CLIENT_B, vec![message("x")]);
+    too_big.request_size = 1024;
+    let last = batch(CLIENT_B, vec![message("3")]);
+    let results = backend
+        .post_batches(&scope, vec![first, too_big, last])
+        .await
+        .expect("the call itself succeeds");
+    assert_eq!(results.len(), 3);
+    let first_ids = results[0].as_ref().expect("first batch stored").clone();
+    assert_eq!(first_ids.len(), 2);
+    let refused = results[1].as_ref().expect_err("the big batch is refused");
+    assert_eq!(refused.kind(), ErrorKind::Invalid);
+    assert!(refused.to_string().contains("1023"), "{refused}");
+    let last_ids = results[2].as_ref().expect("last batch stored").clone();
+    assert_eq!(last_ids.len(), 1);
+
+    let listed = list(&backend, &scope, &query(10)).await;
+    let mut bodies: Vec<&str> = listed.iter().map(|m| m.body.as_str()).collect();
+    bodies.sort_unstable();
+    assert_eq!(bodies, ["1", "2", "3"]);
+    let stored: Vec<String> = listed.iter().map(|m| m.id.clone()).collect();
+    for id in first_ids.iter().chain(&last_ids) {
+        assert!(stored.contains(id), "{id} not stored");
+    }
+    // The batch's own order holds inside the listing.
+    let one = stored.iter().position(|id| *id == first_ids[0]).unwrap();
+    let two = stored.iter().position(|id| *id == first_ids[1]).unwrap();
+    assert!(one < two);
+    // Client ids stay per batch: echo=false for CLIENT_B hides only "3".
+    let mut hidden = query(10);
+    hidden.echo = false;
+    hidden.client_id = CLIENT_B.into();
+    let others: Vec<String> = list(&backend, &scope, &hidden)
+        .await
+        .into_iter()
+        .map(|m| m.body)
+        .collect();
+    assert_eq!(others.len(), 2, "{others:?}");
+    assert!(!others.contains(&"3".to_string()));
+
+    // Delay bounds are judged per batch too, on a delay queue.
+    let delayed = scope.sibling("coalesced-delay").unwrap();
+    backend
+        .create_queue(&delayed, r#"{"_default_message_delay": 5}"#)
+        .await
+        .unwrap();
+    let mut bad = batch(CLIENT_A, vec![message("late")]);
+    bad.messages[0].delay = Some(10_000);
+    let good = batch(CLIENT_A, vec![message("fine")]);
+    let results = backend
+        .post_batches(&delayed, vec![bad, good])
+        .await
+        .unwrap();
+    assert_eq!(
+        results[0].as_ref().map_err(StorageError::kind).unwrap_err(),
+        ErrorKind::Invalid
+    );
+    assert_eq!(results[1].as_ref().unwrap().len(), 1);
+
+    // A call whose every batch is refused stores nothing.
+    let mut bad = batch(CLIENT_A, vec![message("x")]);
+    bad.request_size = 5000;
+    let results = backend.post_batches(&scope, vec![bad]).await.unwrap();
+    assert!(results[0].is_err());
+    assert_eq!(list(&backend, &scope, &query(10)).await.len(), 3);
+}
+
 /// Ten messages paged by three: 3+3+3+1, then an empty page without marker.
 pub async fn list_pages_with_markers(backend: BackendRef) {
     let scope = queue("paged");
@@ -910,6 +990,66 @@ pub async fn delete_message_follows_the_claim_rules(backend: BackendRef) {
         .delete_message(&scope, &ids[2], Some(&second_ref))
         .await
         .unwrap();
+}
+
+/// Coalesced single deletes: each item gets exactly the outcome
+/// `delete_message` would give it, in request order (a repeated id is
+/// deleted by the first request and then found gone).
+pub async fn delete_each_judges_every_item(backend: BackendRef) {
+    let scope = queue("each");
+    let ids = post_n(&backend, &scope, CLIENT_A, 5).await;
+    let held = claim(&backend, &scope, spec(60, 60, 2)).await;
+    let held_ref = ClaimRef::Id(held.id.clone());
+    let unknown = ClaimRef::Id(zaqar_proto::model::new_id());
+    let results = backend
+        .delete_each(
+            &scope,
+            vec![
+                (ids[0].clone(), Some(held_ref.clone())),
+                (ids[0].clone(), Some(held_ref.clone())),
+                (ids[1].clone(), None),
+                (ids[2].clone(), Some(unknown)),
+                (ids[3].clone(), Some(ClaimRef::Malformed)),
+                (ids[4].clone(), None),
+                (zaqar_proto::model::new_id(), None),
+            ],
+        )
+        .await
+        .expect("the call itself succeeds");
+    let kinds: Vec<Option<ErrorKind>> = results
+        .iter()
+        .map(|result| result.as_ref().err().map(StorageError::kind))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            None,
+            None,
+            Some(ErrorKind::ClaimMismatch),
+            Some(ErrorKind::ClaimExpired),
+            Some(ErrorKind::Invalid),
+            None,
+            None,
+        ]
+    );
+    let left: Vec<String> = list(&backend, &scope, &{
+        let mut all = query(10);
+        all.include_claimed = true;
+        all
+    })
+    .await
+    .into_iter()
+    .map(|m| m.id)
+    .collect();
+    assert_eq!(left, [ids[1].clone(), ids[2].clone(), ids[3].clone()]);
+
+    // On a missing queue every item succeeds.
+    let missing = scope.sibling("each-missing").unwrap();
+    let results = backend
+        .delete_each(&missing, vec![(ids[1].clone(), None)])
+        .await
+        .unwrap();
+    assert!(results[0].is_ok());
 }
 
 /// Expired claims: no claim id deletes (D11), the old id does not (D10), and

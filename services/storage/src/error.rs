@@ -155,6 +155,24 @@ impl From<StorageError> for Status {
     }
 }
 
+impl From<StorageError> for zaqar_proto::pb::ItemError {
+    fn from(error: StorageError) -> Self {
+        zaqar_proto::pb::ItemError {
+            kind: error.kind().as_str().to_string(),
+            message: error.to_string(),
+        }
+    }
+}
+
+impl From<zaqar_proto::pb::ItemError> for StorageError {
+    fn from(error: zaqar_proto::pb::ItemError) -> Self {
+        StorageError::from_kind(
+            ErrorKind::from_wire_name(&error.kind).unwrap_or(ErrorKind::Internal),
+            error.message,
+        )
+    }
+}
+
 impl From<Status> for StorageError {
     fn from(status: Status) -> Self {
         StorageError::from_kind(

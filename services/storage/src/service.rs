@@ -214,6 +214,52 @@ impl Storage for StorageService {
         .await
     }
 
+    async fn post_batches(
+        &self,
+        request: Request<pb::PostBatchesRequest>,
+    ) -> Result<Response<pb::PostBatchesResponse>, Status> {
+        let request = request.into_inner();
+        let scope = scope(request.scope)?;
+        let limits = request
+            .limits
+            .ok_or(ProtocolError::MissingField("limits"))?;
+        if request.batches.is_empty()
+            || request
+                .batches
+                .iter()
+                .any(|batch| batch.messages.is_empty())
+        {
+            return Err(ProtocolError::invalid("batches", "every batch needs messages").into());
+        }
+        let batches: Vec<PostBatch> = request
+            .batches
+            .into_iter()
+            .map(|batch| PostBatch {
+                notify: batch.notify(),
+                client_id: batch.client_id,
+                messages: batch.messages,
+                request_size: batch.request_size,
+                limits,
+            })
+            .collect();
+        self.spawn(move |backend| async move {
+            let outcomes = backend
+                .post_batches(&scope, batches)
+                .await?
+                .into_iter()
+                .map(|result| match result {
+                    Ok(ids) => pb::PostOutcome { ids, error: None },
+                    Err(error) => pb::PostOutcome {
+                        ids: Vec::new(),
+                        error: Some(error.into()),
+                    },
+                })
+                .collect();
+            Ok(pb::PostBatchesResponse { outcomes })
+        })
+        .await
+    }
+
     async fn list_messages(
         &self,
         request: Request<pb::ListMessagesRequest>,
@@ -279,6 +325,34 @@ impl Storage for StorageService {
                 .delete_message(&scope, &request.id, claim.as_ref())
                 .await?;
             Ok(pb::DeleteMessageResponse {})
+        })
+        .await
+    }
+
+    async fn delete_each(
+        &self,
+        request: Request<pb::DeleteEachRequest>,
+    ) -> Result<Response<pb::DeleteEachResponse>, Status> {
+        let request = request.into_inner();
+        let scope = scope(request.scope)?;
+        if request.items.is_empty() {
+            return Err(ProtocolError::invalid("items", "must not be empty").into());
+        }
+        let items = request
+            .items
+            .into_iter()
+            .map(|item| Ok((item.id, item.claim.map(ClaimRef::try_from).transpose()?)))
+            .collect::<Result<Vec<_>, ProtocolError>>()?;
+        self.spawn(move |backend| async move {
+            let outcomes = backend
+                .delete_each(&scope, items)
+                .await?
+                .into_iter()
+                .map(|result| pb::DeleteOutcome {
+                    error: result.err().map(Into::into),
+                })
+                .collect();
+            Ok(pb::DeleteEachResponse { outcomes })
         })
         .await
     }

@@ -9,6 +9,7 @@
 //! once.
 
 mod chart;
+mod http;
 mod report;
 mod workload;
 
@@ -21,7 +22,8 @@ use clap::Args;
 /// Options of `zaqar bench`.
 #[derive(Clone, Debug, Args)]
 pub struct BenchArgs {
-    /// Base URL of the Zaqar endpoint, e.g. `http://127.0.0.1:8888`.
+    /// Base URL of the Zaqar endpoint, e.g. `http://127.0.0.1:8888` (plain
+    /// HTTP/1.1 with keep-alive, one connection per worker).
     #[arg(long)]
     pub url: String,
     /// Project id sent as `X-Project-ID`.

@@ -185,8 +185,9 @@ pub async fn post(
         },
         notify: crate::notices::notify_mode(&state.config.notification),
     };
-    let ids = backend
-        .post_messages(scope, batch)
+    let ids = state
+        .posts
+        .call(&backend, scope, batch)
         .await
         .map_err(enqueue_failed)?;
     let base = format!("{}/messages", present::resource_path(scope));
@@ -394,7 +395,11 @@ pub async fn delete_one(
         .get("claim_id")
         .map(|claim| ClaimRef::parse(&claim));
     let backend = state.placement.backend(scope).await?;
-    match backend.delete_message(scope, id, claim.as_ref()).await {
+    match state
+        .deletes
+        .call(&backend, scope, (id.to_string(), claim))
+        .await
+    {
         Ok(()) => Ok(StatusCode::NO_CONTENT),
         Err(error) if error.kind() == zaqar_proto::ErrorKind::Invalid => {
             Err(ApiError::BadRequest {

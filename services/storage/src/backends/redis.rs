@@ -115,6 +115,9 @@ fn escape_project(project: &str) -> String {
     escaped
 }
 
+/// Most single deletes one script call handles.
+const DELETE_CHUNK: usize = 1000;
+
 fn keys_of(prefix: &str) -> impl Iterator<Item = String> + '_ {
     KEY_SUFFIXES
         .iter()
@@ -730,58 +733,84 @@ impl Backend for RedisBackend {
     }
 
     async fn post_messages(&self, scope: &Scope, batch: PostBatch) -> Result<Vec<String>> {
+        self.post_batches(scope, vec![batch])
+            .await?
+            .pop()
+            .unwrap_or_else(|| {
+                Err(StorageError::Internal(
+                    "post script returned no result".into(),
+                ))
+            })
+    }
+
+    async fn post_batches(
+        &self,
+        scope: &Scope,
+        batches: Vec<PostBatch>,
+    ) -> Result<Vec<Result<Vec<String>>>> {
+        let Some(limits) = batches.first().map(|batch| batch.limits) else {
+            return Ok(Vec::new());
+        };
         let inner = &self.inner;
-        let mut invocation = inner.invocation(&inner.scripts.messages_post, &key_prefix(scope));
+        let prefix = key_prefix(scope);
+        let mut invocation = inner.invocation(&inner.scripts.messages_post, &prefix);
         invocation
-            .arg(&batch.client_id)
-            .arg(batch.request_size)
-            .arg(batch.limits.default_message_ttl)
-            .arg(batch.limits.max_message_delay)
-            .arg(batch.limits.max_messages_post_size)
-            .arg(match batch.notify {
-                NotifyMode::None => "",
-                NotifyMode::All => "all",
-                NotifyMode::Confirmed => "confirmed",
-            });
-        let mut ids = Vec::with_capacity(batch.messages.len());
-        for message in &batch.messages {
-            let id = new_id();
+            .arg(limits.default_message_ttl)
+            .arg(limits.max_message_delay)
+            .arg(limits.max_messages_post_size);
+        let mut ids: Vec<Vec<String>> = Vec::with_capacity(batches.len());
+        for batch in &batches {
             invocation
-                .arg(&id)
-                .arg(&message.body)
-                .arg(message.ttl.map(|ttl| ttl.to_string()).unwrap_or_default())
-                .arg(
-                    message
-                        .delay
-                        .map(|delay| delay.to_string())
-                        .unwrap_or_default(),
-                );
-            ids.push(id);
+                .arg(&batch.client_id)
+                .arg(batch.request_size)
+                .arg(match batch.notify {
+                    NotifyMode::None => "",
+                    NotifyMode::All => "all",
+                    NotifyMode::Confirmed => "confirmed",
+                })
+                .arg(batch.messages.len());
+            let mut batch_ids = Vec::with_capacity(batch.messages.len());
+            for message in &batch.messages {
+                let id = new_id();
+                invocation
+                    .arg(&id)
+                    .arg(&message.body)
+                    .arg(message.ttl.map(|ttl| ttl.to_string()).unwrap_or_default())
+                    .arg(
+                        message
+                            .delay
+                            .map(|delay| delay.to_string())
+                            .unwrap_or_default(),
+                    );
+                batch_ids.push(id);
+            }
+            ids.push(batch_ids);
         }
         let mut reply = Reply::new(inner.run(&invocation).await?)?;
-        let status = reply.string()?;
-        match status.as_str() {
-            "ok" => {
-                let created = reply.int()? == 1;
-                let queued = reply.int()?;
-                let now = reply.int()?;
-                let prefix = key_prefix(scope);
-                if queued > 0 {
-                    inner.schedule_deliveries(&prefix, now).await;
-                }
-                if created {
-                    inner.index_add(&prefix).await?;
-                }
-                Ok(ids)
-            }
-            "too_large" => {
-                let effective = reply.int()?;
-                let global = reply.int()?;
-                let queue = reply.int()?;
-                Err(StorageError::post_too_large(effective, global, queue))
-            }
-            _ => Err(StorageError::bad_delay(batch.limits.max_message_delay)),
+        let created = reply.int()? == 1;
+        let queued = reply.int()?;
+        let now = reply.int()?;
+        let effective = reply.int()?;
+        let queue_max = reply.int()?;
+        if queued > 0 {
+            inner.schedule_deliveries(&prefix, now).await;
         }
+        if created {
+            inner.index_add(&prefix).await?;
+        }
+        let mut results = Vec::with_capacity(batches.len());
+        for (batch, batch_ids) in batches.iter().zip(ids) {
+            results.push(match reply.string()?.as_str() {
+                "ok" => Ok(batch_ids),
+                "too_large" => Err(StorageError::post_too_large(
+                    effective,
+                    limits.max_messages_post_size,
+                    queue_max,
+                )),
+                _ => Err(StorageError::bad_delay(batch.limits.max_message_delay)),
+            });
+        }
+        Ok(results)
     }
 
     async fn list_messages(&self, scope: &Scope, query: &ListQuery) -> Result<MessagePage> {
@@ -849,22 +878,49 @@ impl Backend for RedisBackend {
         id: &str,
         claim: Option<&ClaimRef>,
     ) -> Result<()> {
+        self.delete_each(scope, vec![(id.to_string(), claim.cloned())])
+            .await?
+            .pop()
+            .unwrap_or_else(|| {
+                Err(StorageError::Internal(
+                    "delete script returned no result".into(),
+                ))
+            })
+    }
+
+    async fn delete_each(
+        &self,
+        scope: &Scope,
+        items: Vec<(String, Option<ClaimRef>)>,
+    ) -> Result<Vec<Result<()>>> {
         let inner = &self.inner;
-        let mut invocation = inner.invocation(&inner.scripts.message_delete, &key_prefix(scope));
-        let (mode, claim_id) = match claim {
-            None => ("none", ""),
-            Some(ClaimRef::Id(claim_id)) => ("id", claim_id.as_str()),
-            Some(ClaimRef::Malformed) => ("malformed", ""),
-        };
-        invocation.arg(id).arg(mode).arg(claim_id);
-        let value = inner.run(&invocation).await?;
-        match status_of(&value) {
-            Some(b"ok") => Ok(()),
-            Some(b"claimed") => Err(StorageError::ClaimMismatch),
-            Some(b"not_claimed") => Err(StorageError::ClaimExpired),
-            Some(b"claim_invalid") => Err(StorageError::claim_invalid()),
-            _ => Err(unexpected(&value)),
+        let prefix = key_prefix(scope);
+        let mut results = Vec::with_capacity(items.len());
+        // The script reads the infos with one HMGET: bounded arguments.
+        for chunk in items.chunks(DELETE_CHUNK) {
+            let mut invocation = inner.invocation(&inner.scripts.message_delete, &prefix);
+            for (id, claim) in chunk {
+                let (mode, claim_id) = match claim {
+                    None => ("none", ""),
+                    Some(ClaimRef::Id(claim_id)) => ("id", claim_id.as_str()),
+                    Some(ClaimRef::Malformed) => ("malformed", ""),
+                };
+                invocation.arg(id).arg(mode).arg(claim_id);
+            }
+            let mut reply = Reply::new(inner.run(&invocation).await?)?;
+            for _ in chunk {
+                results.push(match reply.string()?.as_str() {
+                    "ok" => Ok(()),
+                    "claimed" => Err(StorageError::ClaimMismatch),
+                    "not_claimed" => Err(StorageError::ClaimExpired),
+                    "claim_invalid" => Err(StorageError::claim_invalid()),
+                    other => Err(StorageError::Internal(format!(
+                        "unexpected delete outcome {other:?}"
+                    ))),
+                });
+            }
         }
+        Ok(results)
     }
 
     async fn delete_messages(

@@ -6,10 +6,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use bytes::Bytes;
+use hyper::{Method, StatusCode};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
 
 use super::BenchArgs;
+use super::http::{self, Answer, Connection, Endpoint};
 use super::report::{OpStats, Report, Verify};
 
 /// Claim settings sent by consumers (long enough never to expire in a run).
@@ -21,11 +24,10 @@ const DRAIN_LIMIT: Duration = Duration::from_secs(120);
 
 /// The endpoint and what every request needs.
 struct Target {
-    http: reqwest::Client,
-    base: String,
-    project: String,
+    endpoint: Endpoint,
     queues: Vec<String>,
-    post_body: String,
+    post_body: Bytes,
+    claim_path_suffix: String,
     claim: usize,
     batch: usize,
     verify: bool,
@@ -61,55 +63,53 @@ impl Tally {
     }
 }
 
-fn status_error(status: reqwest::StatusCode) -> String {
+fn status_error(status: StatusCode) -> String {
     status.as_u16().to_string()
 }
 
-fn transport_error(error: &reqwest::Error) -> String {
-    if error.is_timeout() {
-        "timeout".into()
-    } else {
-        "transport".into()
-    }
+/// Sends a request, mapping transport failures to the report's names.
+async fn send(
+    connection: &mut Connection,
+    method: Method,
+    path: &str,
+    body: Option<Bytes>,
+) -> Result<Answer, String> {
+    connection
+        .send(method, path, body)
+        .await
+        .map_err(|error| http::failure(&error))
+}
+
+fn json_of(answer: &Answer) -> Result<Value, String> {
+    serde_json::from_slice(&answer.body).map_err(|_| "bad body".to_string())
 }
 
 impl Target {
-    fn request(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        client_id: &str,
-    ) -> reqwest::RequestBuilder {
-        self.http
-            .request(method, format!("{}{path}", self.base))
-            .header("Client-ID", client_id)
-            .header("X-Project-ID", &self.project)
+    /// A connection for one worker, with its own Client-ID.
+    fn connection(&self) -> anyhow::Result<Connection> {
+        Connection::new(&self.endpoint, &uuid::Uuid::new_v4().to_string())
     }
 
     /// Posts one batch; returns the ids (when verifying) or just the count.
-    async fn post(&self, queue: &str, client_id: &str) -> Result<(u64, Vec<String>), String> {
-        let response = self
-            .request(
-                reqwest::Method::POST,
-                &format!("/v2/queues/{queue}/messages"),
-                client_id,
-            )
-            .header("Content-Type", "application/json")
-            .body(self.post_body.clone())
-            .send()
-            .await
-            .map_err(|error| transport_error(&error))?;
-        let status = response.status();
-        if status != reqwest::StatusCode::CREATED {
-            return Err(status_error(status));
+    async fn post(
+        &self,
+        connection: &mut Connection,
+        queue: &str,
+    ) -> Result<(u64, Vec<String>), String> {
+        let answer = send(
+            connection,
+            Method::POST,
+            &format!("/v2/queues/{queue}/messages"),
+            Some(self.post_body.clone()),
+        )
+        .await?;
+        if answer.status != StatusCode::CREATED {
+            return Err(status_error(answer.status));
         }
         if !self.verify {
             return Ok((self.batch as u64, Vec::new()));
         }
-        let body: Value = response
-            .json()
-            .await
-            .map_err(|error| transport_error(&error))?;
+        let body = json_of(&answer)?;
         let ids: Vec<String> = body["resources"]
             .as_array()
             .map(|resources| {
@@ -123,25 +123,22 @@ impl Target {
     }
 
     /// Claims up to `claim` messages.
-    async fn claim(&self, queue: &str, client_id: &str) -> Result<Vec<Claimed>, String> {
-        let response = self
-            .request(
-                reqwest::Method::POST,
-                &format!("/v2/queues/{queue}/claims?limit={}", self.claim),
-                client_id,
-            )
-            .header("Content-Type", "application/json")
-            .body(CLAIM_BODY)
-            .send()
-            .await
-            .map_err(|error| transport_error(&error))?;
-        match response.status() {
-            reqwest::StatusCode::NO_CONTENT => Ok(Vec::new()),
-            reqwest::StatusCode::CREATED => {
-                let body: Value = response
-                    .json()
-                    .await
-                    .map_err(|error| transport_error(&error))?;
+    async fn claim(
+        &self,
+        connection: &mut Connection,
+        queue: &str,
+    ) -> Result<Vec<Claimed>, String> {
+        let answer = send(
+            connection,
+            Method::POST,
+            &format!("/v2/queues/{queue}/claims{}", self.claim_path_suffix),
+            Some(Bytes::from_static(CLAIM_BODY.as_bytes())),
+        )
+        .await?;
+        match answer.status {
+            StatusCode::NO_CONTENT => Ok(Vec::new()),
+            StatusCode::CREATED => {
+                let body = json_of(&answer)?;
                 let messages = body
                     .get("messages")
                     .and_then(Value::as_array)
@@ -168,36 +165,27 @@ impl Target {
     }
 
     /// Deletes a claimed message by its href (which carries the claim id).
-    async fn delete(&self, href: &str, client_id: &str) -> Result<(), String> {
-        let response = self
-            .request(reqwest::Method::DELETE, href, client_id)
-            .send()
-            .await
-            .map_err(|error| transport_error(&error))?;
-        match response.status() {
-            reqwest::StatusCode::NO_CONTENT => Ok(()),
+    async fn delete(&self, connection: &mut Connection, href: &str) -> Result<(), String> {
+        let answer = send(connection, Method::DELETE, href, None).await?;
+        match answer.status {
+            StatusCode::NO_CONTENT => Ok(()),
             status => Err(status_error(status)),
         }
     }
 
     /// Lists messages with `echo=true`; returns how many.
-    async fn list(&self, queue: &str, client_id: &str) -> Result<u64, String> {
-        let response = self
-            .request(
-                reqwest::Method::GET,
-                &format!("/v2/queues/{queue}/messages?echo=true&limit={}", self.claim),
-                client_id,
-            )
-            .send()
-            .await
-            .map_err(|error| transport_error(&error))?;
-        match response.status() {
-            reqwest::StatusCode::NO_CONTENT => Ok(0),
-            reqwest::StatusCode::OK => {
-                let body: Value = response
-                    .json()
-                    .await
-                    .map_err(|error| transport_error(&error))?;
+    async fn list(&self, connection: &mut Connection, queue: &str) -> Result<u64, String> {
+        let answer = send(
+            connection,
+            Method::GET,
+            &format!("/v2/queues/{queue}/messages?echo=true&limit={}", self.claim),
+            None,
+        )
+        .await?;
+        match answer.status {
+            StatusCode::NO_CONTENT => Ok(0),
+            StatusCode::OK => {
+                let body = json_of(&answer)?;
                 Ok(body["messages"].as_array().map_or(0, |m| m.len() as u64))
             }
             status => Err(status_error(status)),
@@ -206,9 +194,14 @@ impl Target {
 
     /// Claims once on `queue` and deletes what it got; returns how many
     /// messages the claim held.
-    async fn consume_once(&self, queue: &str, client_id: &str, tally: &mut Tally) -> usize {
+    async fn consume_once(
+        &self,
+        connection: &mut Connection,
+        queue: &str,
+        tally: &mut Tally,
+    ) -> usize {
         let started = Instant::now();
-        let claimed = self.claim(queue, client_id).await;
+        let claimed = self.claim(connection, queue).await;
         let count = claimed.as_ref().map_or(0, Vec::len);
         tally.op("claim").record(
             started.elapsed(),
@@ -222,7 +215,7 @@ impl Target {
                 tally.claimed.push(message.id.clone());
             }
             let started = Instant::now();
-            let deleted = self.delete(&message.href, client_id).await;
+            let deleted = self.delete(connection, &message.href).await;
             if deleted.is_ok() && self.verify {
                 tally.deleted.push(message.id);
             }
@@ -243,25 +236,17 @@ fn post_body(batch: usize, size: usize) -> String {
 
 /// Runs the whole benchmark.
 pub async fn run(args: &BenchArgs) -> anyhow::Result<Report> {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let http = reqwest::Client::builder()
-        .no_proxy()
-        .tcp_nodelay(true)
-        .pool_max_idle_per_host(1024)
-        .timeout(Duration::from_secs(30))
-        .build()
-        .context("cannot build the HTTP client")?;
+    let endpoint = Endpoint::parse(&args.url, &args.project)?;
     let prefix = args
         .prefix
         .clone()
         .unwrap_or_else(|| format!("bench-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]));
     let queues: Vec<String> = (0..args.queues).map(|n| format!("{prefix}-{n}")).collect();
     let target = Arc::new(Target {
-        http,
-        base: args.url.trim_end_matches('/').to_string(),
-        project: args.project.clone(),
+        endpoint,
         queues,
-        post_body: post_body(args.batch, args.message_size),
+        post_body: Bytes::from(post_body(args.batch, args.message_size)),
+        claim_path_suffix: format!("?limit={}", args.claim),
         claim: args.claim,
         batch: args.batch,
         verify: args.verify,
@@ -290,8 +275,9 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<Report> {
         for _ in 0..count {
             let target = target.clone();
             let requests = requests.clone();
+            let connection = target.connection()?;
             workers.push(tokio::spawn(worker(
-                target, role, index, deadline, requests,
+                target, connection, role, index, deadline, requests,
             )));
             index += 1;
         }
@@ -351,12 +337,12 @@ enum Role {
 
 async fn worker(
     target: Arc<Target>,
+    mut connection: Connection,
     role: Role,
     index: usize,
     deadline: Instant,
     requests: Arc<AtomicU64>,
 ) -> Tally {
-    let client_id = uuid::Uuid::new_v4().to_string();
     let mut tally = Tally::default();
     let mut turn = index;
     while Instant::now() < deadline {
@@ -365,7 +351,7 @@ async fn worker(
         match role {
             Role::Producer => {
                 let started = Instant::now();
-                let posted = target.post(queue, &client_id).await;
+                let posted = target.post(&mut connection, queue).await;
                 requests.fetch_add(1, Ordering::Relaxed);
                 let outcome = posted.map(|(count, ids)| {
                     tally.posted.extend(ids);
@@ -374,7 +360,9 @@ async fn worker(
                 tally.op("post").record(started.elapsed(), outcome);
             }
             Role::Consumer => {
-                let got = target.consume_once(queue, &client_id, &mut tally).await;
+                let got = target
+                    .consume_once(&mut connection, queue, &mut tally)
+                    .await;
                 requests.fetch_add(1 + got as u64, Ordering::Relaxed);
                 if got == 0 {
                     // Nothing to do on this queue: do not spin.
@@ -383,7 +371,7 @@ async fn worker(
             }
             Role::Observer => {
                 let started = Instant::now();
-                let listed = target.list(queue, &client_id).await;
+                let listed = target.list(&mut connection, queue).await;
                 requests.fetch_add(1, Ordering::Relaxed);
                 tally.op("list").record(started.elapsed(), listed);
             }
@@ -393,24 +381,21 @@ async fn worker(
 }
 
 async fn create_queues(target: &Target) -> anyhow::Result<()> {
-    let client_id = uuid::Uuid::new_v4().to_string();
+    let mut connection = target.connection()?;
     for queue in &target.queues {
-        let response = target
-            .request(
-                reqwest::Method::PUT,
+        let answer = connection
+            .send(
+                Method::PUT,
                 &format!("/v2/queues/{queue}"),
-                &client_id,
+                Some(Bytes::from_static(b"{}")),
             )
-            .header("Content-Type", "application/json")
-            .body("{}")
-            .send()
             .await
-            .with_context(|| format!("cannot reach {}", target.base))?;
-        if !response.status().is_success() {
+            .with_context(|| format!("cannot reach {}", target.endpoint))?;
+        if !answer.status.is_success() {
             bail!(
                 "creating queue {queue} answered {}: {}",
-                response.status(),
-                response.text().await.unwrap_or_default()
+                answer.status,
+                String::from_utf8_lossy(&answer.body)
             );
         }
     }
@@ -425,8 +410,8 @@ async fn prefill(target: &Arc<Target>, count: usize) -> anyhow::Result<Tally> {
     for task in 0..PREFILL_TASKS.min(batches) {
         let target = target.clone();
         let next = next.clone();
+        let mut connection = target.connection()?;
         tasks.push(tokio::spawn(async move {
-            let client_id = uuid::Uuid::new_v4().to_string();
             let mut tally = Tally::default();
             loop {
                 let n = next.fetch_add(1, Ordering::Relaxed) as usize;
@@ -434,7 +419,7 @@ async fn prefill(target: &Arc<Target>, count: usize) -> anyhow::Result<Tally> {
                     return Ok(tally);
                 }
                 let queue = &target.queues[(n + task) % target.queues.len()];
-                match target.post(queue, &client_id).await {
+                match target.post(&mut connection, queue).await {
                     Ok((_, ids)) => tally.posted.extend(ids),
                     Err(error) => bail!("prefill post failed: {error}"),
                 }
@@ -454,15 +439,19 @@ async fn drain(target: &Arc<Target>, tasks: usize) -> Tally {
     let mut handles = Vec::new();
     for _ in 0..tasks {
         let target = target.clone();
+        let Ok(mut connection) = target.connection() else {
+            continue;
+        };
         handles.push(tokio::spawn(async move {
-            let client_id = uuid::Uuid::new_v4().to_string();
             let mut tally = Tally::default();
             // Stop after two passes in a row found every queue empty.
             let mut empty_passes = 0;
             while empty_passes < 2 && Instant::now() < deadline {
                 let mut got = 0;
                 for queue in &target.queues {
-                    got += target.consume_once(queue, &client_id, &mut tally).await;
+                    got += target
+                        .consume_once(&mut connection, queue, &mut tally)
+                        .await;
                 }
                 empty_passes = if got == 0 { empty_passes + 1 } else { 0 };
             }

@@ -13,7 +13,7 @@ local mcc, dlq, dlq_ttl = num_setting('mcc'), redis.call('HGET', K_Q, 'dlq'), nu
 local dead_active = mcc ~= nil and dlq and dlq ~= ''
 local cexp = now + ttl * 1000
 local picked, picked_info, moved = {}, {}, 0
-walk_free(now, 1000 + limit, function(id, m)
+walk_free(now, 1000 + limit, limit, function(id, m)
   if dead_active and m[COUNT] >= mcc then
     local expires, mttl = m[EXPIRES], m[TTL]
     if dlq_ttl then
@@ -32,6 +32,8 @@ walk_free(now, 1000 + limit, function(id, m)
 end)
 local out = {moved}
 if #picked == 0 then return out end
+-- One command per structure for all the picked messages.
+local infos, held, extended = {}, {}, {}
 for i, id in ipairs(picked) do
   local m = picked_info[i]
   m[CLAIM] = cid
@@ -40,12 +42,18 @@ for i, id in ipairs(picked) do
   if m[EXPIRES] < cexp then
     m[EXPIRES] = cexp + grace * 1000
     m[TTL] = ttl + grace
-    redis.call('ZADD', K_EXP, m[EXPIRES], id)
+    extended[#extended + 1] = m[EXPIRES]
+    extended[#extended + 1] = id
   end
-  save_info(id, m)
-  redis.call('ZREM', K_FREE, id)
-  redis.call('ZADD', K_CLAIMED, cexp, id)
+  infos[#infos + 1] = id
+  infos[#infos + 1] = cmsgpack.pack(m)
+  held[#held + 1] = cexp
+  held[#held + 1] = id
 end
+redis.call('HSET', K_INFO, unpack(infos))
+redis.call('ZREM', K_FREE, unpack(picked))
+redis.call('ZADD', K_CLAIMED, unpack(held))
+if #extended > 0 then redis.call('ZADD', K_EXP, unpack(extended)) end
 redis.call('HSET', K_CLAIMS, cid, cmsgpack.pack({now, cexp, ttl, grace, picked}))
 redis.call('ZADD', K_CEXP, cexp, cid)
 local bodies = redis.call('HMGET', K_BODY, unpack(picked))

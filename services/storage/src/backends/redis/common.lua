@@ -58,6 +58,21 @@ local function remove_message(id)
   redis.call('HDEL', K_BODY, id)
 end
 
+-- Removes many messages with one command per structure (in chunks, so no
+-- command gets more arguments than Lua can unpack).
+local function remove_messages(ids)
+  for first = 1, #ids, 1000 do
+    local chunk = {}
+    for i = first, math.min(first + 999, #ids) do chunk[#chunk + 1] = ids[i] end
+    redis.call('ZREM', K_MSGS, unpack(chunk))
+    redis.call('ZREM', K_FREE, unpack(chunk))
+    redis.call('ZREM', K_EXP, unpack(chunk))
+    redis.call('ZREM', K_CLAIMED, unpack(chunk))
+    redis.call('HDEL', K_INFO, unpack(chunk))
+    redis.call('HDEL', K_BODY, unpack(chunk))
+  end
+end
+
 local function claim_active(m, now)
   return m[CLAIM] ~= '' and m[CLAIM_EXP] > now
 end

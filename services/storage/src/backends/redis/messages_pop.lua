@@ -6,7 +6,7 @@ sweep(now, 20)
 reap_claims(now)
 local limit = tonumber(ARGV[1])
 local taken, taken_info = {}, {}
-walk_free(now, 1000 + limit, function(id, m)
+walk_free(now, 1000 + limit, limit, function(id, m)
   taken[#taken + 1] = id
   taken_info[#taken_info + 1] = m
   return #taken < limit

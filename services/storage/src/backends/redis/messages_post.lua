@@ -1,10 +1,14 @@
--- ARGV: client, request size, default ttl, max delay, global max post size,
--- notify ('' = nobody, 'all', 'confirmed'),
--- then per message: id, body, ttl ('' = default), delay ('' = default).
--- Creates the queue if missing (also when the post is then rejected).
--- Queues one delivery record per notified subscription, due now.
--- Returns {'ok', created (0/1), deliveries queued, now}
---       | {'too_large', effective, global, queue} | {'bad_delay'}.
+-- Posts one or more independent batches (concurrent posts to the queue,
+-- coalesced by the caller), each accepted or rejected on its own.
+-- ARGV: default ttl, max delay, global max post size, then per batch:
+--   client, request size, notify ('' = nobody, 'all', 'confirmed'), count n,
+--   then per message: id, body, ttl ('' = default), delay ('' = default).
+-- Creates the queue if missing (also when every batch is then rejected).
+-- Accepted batches get consecutive positions in ARGV order; each queues one
+-- delivery record per notified subscription, due now.
+-- Returns {created (0/1), deliveries queued, now, effective max post size
+-- (0 = none), the queue's own max (0 = none), then per batch 'ok' |
+-- 'too_large' | 'bad_delay'}.
 local now = now_ms()
 local created = 0
 -- One read for the queue's existence and the settings a post needs.
@@ -17,66 +21,110 @@ local function setting(v)
   if not v or v == '' then return nil end
   return tonumber(v)
 end
-local client, size = ARGV[1], tonumber(ARGV[2])
-local default_ttl, max_delay, global_max = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
-local notify = ARGV[6]
-local HEAD = 6
+local default_ttl, max_delay, global_max = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local queue_max = setting(q[2])
-if queue_max then
-  local effective = math.min(queue_max, global_max)
-  if size > effective then return {'too_large', effective, global_max, queue_max} end
-end
+local effective = nil
+if queue_max then effective = math.min(queue_max, global_max) end
 local ttl_default = setting(q[3]) or default_ttl
 local delay_default = setting(q[4])
-local n = (#ARGV - HEAD) / 4
-local delays = {}
-for i = 1, n do
-  local base = HEAD + (i - 1) * 4
-  local delay = 0
-  if delay_default then
-    if ARGV[base + 4] ~= '' then delay = tonumber(ARGV[base + 4]) else delay = delay_default end
-    if delay < 0 or delay > max_delay then return {'bad_delay'} end
+
+-- Check every batch first; only accepted ones are stored.
+local accepted = {}
+local reply = {created, 0, now, effective or 0, queue_max or 0}
+local total = 0
+local at = 4
+while at <= #ARGV do
+  local start = at
+  local size, n = tonumber(ARGV[start + 1]), tonumber(ARGV[start + 3])
+  local first = start + 4
+  at = first + n * 4
+  local status = 'ok'
+  if effective and size > effective then status = 'too_large' end
+  local delays = {}
+  if status == 'ok' and delay_default then
+    for k = 1, n do
+      local given = ARGV[first + (k - 1) * 4 + 3]
+      local delay = delay_default
+      if given ~= '' then delay = tonumber(given) end
+      if delay < 0 or delay > max_delay then
+        status = 'bad_delay'
+        break
+      end
+      delays[k] = delay
+    end
   end
-  delays[i] = delay
+  reply[#reply + 1] = status
+  if status == 'ok' then
+    accepted[#accepted + 1] = {first, n, ARGV[start], ARGV[start + 2], delays}
+    total = total + n
+  end
 end
-local last = redis.call('HINCRBY', K_Q, 'seq', n)
+if total == 0 then return reply end
+
+local last = redis.call('HINCRBY', K_Q, 'seq', total)
 -- Clean up a little on every eighth position crossed (the sweeper does the
 -- rest), instead of looking on every post.
-if math.floor(last / 8) > math.floor((last - n) / 8) then sweep(now, 20) end
-for i = 1, n do
-  local base = HEAD + (i - 1) * 4
-  local id, body = ARGV[base + 1], ARGV[base + 2]
-  local ttl = ttl_default
-  if ARGV[base + 3] ~= '' then ttl = tonumber(ARGV[base + 3]) end
-  local pos = last - n + i
-  local expires = now + ttl * 1000
-  save_info(id, {pos, now, expires, ttl, now + delays[i] * 1000, client, '', 0, 0})
-  redis.call('HSET', K_BODY, id, body)
-  redis.call('ZADD', K_MSGS, pos, id)
-  redis.call('ZADD', K_FREE, pos, id)
-  redis.call('ZADD', K_EXP, expires, id)
+if math.floor(last / 8) > math.floor((last - total) / 8) then sweep(now, 20) end
+
+-- Writes go out in bulk commands of at most CHUNK messages.
+local CHUNK = 500
+local infos, bodies, msgs, free, exp = {}, {}, {}, {}, {}
+local function flush()
+  if #infos == 0 then return end
+  redis.call('HSET', K_INFO, unpack(infos))
+  redis.call('HSET', K_BODY, unpack(bodies))
+  redis.call('ZADD', K_MSGS, unpack(msgs))
+  redis.call('ZADD', K_FREE, unpack(free))
+  redis.call('ZADD', K_EXP, unpack(exp))
+  infos, bodies, msgs, free, exp = {}, {}, {}, {}, {}
 end
+local pos = last - total
+local subs = nil
 local queued = 0
-if notify ~= '' and redis.call('EXISTS', K_SUBS) == 1 then
-  local msgs = {}
-  for i = 1, n do
-    local base = HEAD + (i - 1) * 4
+for _, batch in ipairs(accepted) do
+  local first, n, client, notify, delays = batch[1], batch[2], batch[3], batch[4], batch[5]
+  local notified = nil
+  if notify ~= '' then notified = {} end
+  for k = 1, n do
+    local base = first + (k - 1) * 4
+    local id, body = ARGV[base], ARGV[base + 1]
     local ttl = ttl_default
-    if ARGV[base + 3] ~= '' then ttl = tonumber(ARGV[base + 3]) end
-    local delay = -1
-    if delay_default then delay = delays[i] end
-    msgs[i] = {ttl, delay, ARGV[base + 2]}
+    if ARGV[base + 2] ~= '' then ttl = tonumber(ARGV[base + 2]) end
+    local delay = delays[k] or 0
+    pos = pos + 1
+    local expires = now + ttl * 1000
+    local m = #infos
+    infos[m + 1] = id
+    infos[m + 2] = cmsgpack.pack({pos, now, expires, ttl, now + delay * 1000, client, '', 0, 0})
+    bodies[m + 1] = id
+    bodies[m + 2] = body
+    msgs[m + 1] = pos
+    msgs[m + 2] = id
+    free[m + 1] = pos
+    free[m + 2] = id
+    exp[m + 1] = expires
+    exp[m + 2] = id
+    if #infos >= CHUNK * 2 then flush() end
+    if notified then
+      if delay_default then notified[k] = {ttl, delay, body} else notified[k] = {ttl, -1, body} end
+    end
   end
-  local first = ARGV[HEAD + 1]
-  local subs = redis.call('HGETALL', K_SUBS)
-  for j = 1, #subs, 2 do
-    local sid, s = subs[j], cmsgpack.unpack(subs[j + 1])
-    if s[S_EXPIRES] > now and (notify == 'all' or s[S_CONFIRMED] == 1) then
-      local did = first .. '.' .. sid
-      redis.call('HSET', K_NREC, did, cjson.encode({sub = sid, msgs = msgs}))
-      redis.call('ZADD', K_NDUE, now, did)
-      queued = queued + 1
+  if notify ~= '' then
+    if subs == nil then
+      subs = {}
+      if redis.call('EXISTS', K_SUBS) == 1 then subs = redis.call('HGETALL', K_SUBS) end
+    end
+    for j = 1, #subs, 2 do
+      local sid, s = subs[j], cmsgpack.unpack(subs[j + 1])
+      if s[S_EXPIRES] > now and (notify == 'all' or s[S_CONFIRMED] == 1) then
+        local did = ARGV[first] .. '.' .. sid
+        redis.call('HSET', K_NREC, did, cjson.encode({sub = sid, msgs = notified}))
+        redis.call('ZADD', K_NDUE, now, did)
+        queued = queued + 1
+      end
     end
   end
 end
-return {'ok', created, queued, now}
+flush()
+reply[2] = queued
+return reply

@@ -2,11 +2,13 @@
 
 -- Calls visit(id, info) on each live, visible, unclaimed message in position
 -- order until visit returns false or `budget` entries were looked at.
--- Expired entries met on the way are removed.
-local function walk_free(now, budget, visit)
+-- Expired entries met on the way are removed. Reads `want` entries first
+-- (what the caller expects to take), then ever larger chunks up to 100.
+local function walk_free(now, budget, want, visit)
   local min, scanned = '-inf', 0
+  local chunk = math.max(1, math.min(want, 100))
   while scanned < budget do
-    local batch = redis.call('ZRANGEBYSCORE', K_FREE, min, '+inf', 'WITHSCORES', 'LIMIT', 0, 100)
+    local batch = redis.call('ZRANGEBYSCORE', K_FREE, min, '+inf', 'WITHSCORES', 'LIMIT', 0, chunk)
     if #batch == 0 then return end
     local ids = {}
     for i = 1, #batch, 2 do ids[#ids + 1] = batch[i] end
@@ -26,7 +28,8 @@ local function walk_free(now, budget, visit)
         end
       end
     end
-    if #ids < 100 then return end
+    if #ids < chunk then return end
+    chunk = math.min(chunk * 2, 100)
   end
 end
 

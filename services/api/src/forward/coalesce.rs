@@ -1,0 +1,273 @@
+//! Group commit: concurrent calls of one kind to the same queue travel to
+//! its backend as one multi-item call.
+//!
+//! The first call for a (backend, queue) starts a flusher task; calls that
+//! arrive while the flusher's backend call is in flight wait in the group
+//! and go together in its next call. A second flusher overlaps the first
+//! once enough items wait, so the backend works while a reply travels.
+//! Under light load every call goes alone and waits for nothing; under
+//! heavy load one backend call (one gRPC round trip, one Redis script)
+//! carries many clients' requests. Each item keeps
+//! its own outcome: an item rejected by the backend fails alone, a failed
+//! call fails every item it carried.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use tokio::sync::oneshot;
+use zaqar_proto::model::{ClaimRef, PostBatch, Scope};
+use zaqar_storage::{BackendRef, StorageError};
+
+/// Most items one backend call carries.
+const MAX_ITEMS: usize = 256;
+/// Most bytes (by [`Operation::weight`]) one backend call carries beyond
+/// its first item.
+const MAX_WEIGHT: usize = 4 * 1024 * 1024;
+/// Most calls in flight for one group: a second call overlaps the first's
+/// round trip so the backend never idles while replies travel.
+const MAX_IN_FLIGHT: usize = 2;
+/// Waiting items, or bytes, that justify a call while another is in
+/// flight (below that, they wait for the running call to come back).
+const SECOND_CALL_ITEMS: usize = 16;
+/// See [`SECOND_CALL_ITEMS`].
+const SECOND_CALL_WEIGHT: usize = 16 * 1024;
+
+/// A kind of call that can be coalesced.
+pub trait Operation: Send + Sync + 'static {
+    /// One client's request.
+    type Item: Send + 'static;
+    /// What one client gets back.
+    type Output: Send + 'static;
+
+    /// About how many bytes an item puts on the wire.
+    fn weight(item: &Self::Item) -> usize;
+
+    /// Sends `items` to `backend` in one call: one outcome per item, in
+    /// order, or the error of the whole call.
+    fn run(
+        backend: BackendRef,
+        scope: Scope,
+        items: Vec<Self::Item>,
+    ) -> impl Future<Output = Result<Vec<Result<Self::Output, StorageError>>, StorageError>> + Send;
+}
+
+/// Posts: [`zaqar_storage::Backend::post_batches`].
+pub struct Posts;
+
+impl Operation for Posts {
+    type Item = PostBatch;
+    type Output = Vec<String>;
+
+    fn weight(item: &PostBatch) -> usize {
+        usize::try_from(item.request_size).unwrap_or(0)
+            + item
+                .messages
+                .iter()
+                .map(|message| message.body.len())
+                .sum::<usize>()
+    }
+
+    async fn run(
+        backend: BackendRef,
+        scope: Scope,
+        items: Vec<PostBatch>,
+    ) -> Result<Vec<Result<Vec<String>, StorageError>>, StorageError> {
+        backend.post_batches(&scope, items).await
+    }
+}
+
+/// Single-message deletes: [`zaqar_storage::Backend::delete_each`].
+pub struct Deletes;
+
+impl Operation for Deletes {
+    type Item = (String, Option<ClaimRef>);
+    type Output = ();
+
+    fn weight(item: &Self::Item) -> usize {
+        item.0.len() + 32
+    }
+
+    async fn run(
+        backend: BackendRef,
+        scope: Scope,
+        items: Vec<Self::Item>,
+    ) -> Result<Vec<Result<(), StorageError>>, StorageError> {
+        backend.delete_each(&scope, items).await
+    }
+}
+
+/// A waiting item and where its outcome goes.
+struct Waiting<O: Operation> {
+    item: O::Item,
+    reply: oneshot::Sender<Result<O::Output, StorageError>>,
+}
+
+/// Which group a call joins: the backend (by identity) and the queue.
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct GroupKey {
+    backend: usize,
+    scope: Scope,
+}
+
+/// The items waiting for a call, and how many flushers serve them.
+struct Group<O: Operation> {
+    waiting: Vec<Waiting<O>>,
+    /// The summed weight of `waiting`.
+    weight: usize,
+    flushers: usize,
+}
+
+type Groups<O> = Mutex<HashMap<GroupKey, Group<O>>>;
+
+/// Coalesces calls of one [`Operation`]; cheap to clone.
+pub struct Coalescer<O: Operation> {
+    groups: Arc<Groups<O>>,
+}
+
+impl<O: Operation> Clone for Coalescer<O> {
+    fn clone(&self) -> Self {
+        Coalescer {
+            groups: self.groups.clone(),
+        }
+    }
+}
+
+impl<O: Operation> Default for Coalescer<O> {
+    fn default() -> Self {
+        Coalescer {
+            groups: Arc::default(),
+        }
+    }
+}
+
+/// Copies an error for every item of a failed call.
+fn copy_error(error: &StorageError) -> StorageError {
+    StorageError::from_kind(error.kind(), error.to_string())
+}
+
+impl<O: Operation> Coalescer<O> {
+    /// Sends `item` for `scope` to `backend`, together with whatever other
+    /// items for the same queue and backend are waiting.
+    pub async fn call(
+        &self,
+        backend: &BackendRef,
+        scope: &Scope,
+        item: O::Item,
+    ) -> Result<O::Output, StorageError> {
+        let (reply, outcome) = oneshot::channel();
+        let key = GroupKey {
+            backend: Arc::as_ptr(backend).cast::<()>() as usize,
+            scope: scope.clone(),
+        };
+        let start = {
+            let mut groups = self.groups.lock().unwrap_or_else(PoisonError::into_inner);
+            let group = groups.entry(key.clone()).or_insert_with(|| Group {
+                waiting: Vec::new(),
+                weight: 0,
+                flushers: 0,
+            });
+            group.weight += O::weight(&item);
+            group.waiting.push(Waiting { item, reply });
+            let start = group.flushers == 0
+                || (group.flushers < MAX_IN_FLIGHT
+                    && (group.waiting.len() >= SECOND_CALL_ITEMS
+                        || group.weight >= SECOND_CALL_WEIGHT));
+            if start {
+                group.flushers += 1;
+            }
+            start
+        };
+        if start {
+            tokio::spawn(flush(self.groups.clone(), backend.clone(), key));
+        }
+        outcome
+            .await
+            .unwrap_or_else(|_| Err(StorageError::Unavailable("the call was abandoned".into())))
+    }
+}
+
+/// Takes the next call's worth of waiting items of a group. When none are
+/// waiting the calling flusher ends, and the last one removes the group.
+fn take<O: Operation>(groups: &Groups<O>, key: &GroupKey) -> Vec<Waiting<O>> {
+    let mut groups = groups.lock().unwrap_or_else(PoisonError::into_inner);
+    let Some(group) = groups.get_mut(key) else {
+        return Vec::new();
+    };
+    if group.waiting.is_empty() {
+        group.flushers = group.flushers.saturating_sub(1);
+        if group.flushers == 0 {
+            groups.remove(key);
+        }
+        return Vec::new();
+    }
+    let waiting = &group.waiting;
+    let mut weight = 0;
+    let mut count = 0;
+    for entry in waiting.iter() {
+        let next = O::weight(&entry.item);
+        if count > 0 && (count == MAX_ITEMS || weight + next > MAX_WEIGHT) {
+            break;
+        }
+        weight += next;
+        count += 1;
+    }
+    group.weight = group.weight.saturating_sub(weight);
+    group.waiting.drain(..count).collect()
+}
+
+/// Removes a group whose flusher ends abnormally, so that its waiting
+/// callers are answered (as abandoned) and the next call starts afresh.
+struct FlusherGuard<'a, O: Operation> {
+    groups: &'a Groups<O>,
+    key: &'a GroupKey,
+}
+
+impl<O: Operation> Drop for FlusherGuard<'_, O> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.groups
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(self.key);
+        }
+    }
+}
+
+/// The flusher of one group: one backend call at a time until nobody waits.
+async fn flush<O: Operation>(groups: Arc<Groups<O>>, backend: BackendRef, key: GroupKey) {
+    let _guard = FlusherGuard {
+        groups: &groups,
+        key: &key,
+    };
+    loop {
+        let taken = take(&groups, &key);
+        if taken.is_empty() {
+            return;
+        }
+        let (items, replies): (Vec<O::Item>, Vec<_>) = taken
+            .into_iter()
+            .map(|waiting| (waiting.item, waiting.reply))
+            .unzip();
+        let count = items.len();
+        match O::run(backend.clone(), key.scope.clone(), items).await {
+            Ok(outcomes) if outcomes.len() == count => {
+                for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                    let _ = reply.send(outcome);
+                }
+            }
+            Ok(_) => {
+                for reply in replies {
+                    let _ = reply.send(Err(StorageError::Internal(
+                        "the backend answered a different number of items".into(),
+                    )));
+                }
+            }
+            Err(error) => {
+                for reply in replies {
+                    let _ = reply.send(Err(copy_error(&error)));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,171 @@
+//! Concurrent posts and deletes on one queue through a real API node and
+//! storage node on Redis: the API tier sends them to the node together
+//! (group commit), and every request must still get exactly its own answer.
+
+use std::collections::HashSet;
+
+use serde_json::json;
+use zaqar_tests::{Cluster, Http};
+
+/// Ids from a 201 post reply's `resources`.
+fn posted_ids(reply: &zaqar_tests::Reply) -> Vec<String> {
+    reply.json["resources"]
+        .as_array()
+        .expect("resources")
+        .iter()
+        .map(|href| {
+            href.as_str()
+                .and_then(|href| href.rsplit('/').next())
+                .expect("href")
+                .to_string()
+        })
+        .collect()
+}
+
+/// Every message of a queue (claimed included) as (id, body).
+async fn everything(http: &Http, queue: &str) -> Vec<(String, serde_json::Value)> {
+    let mut all = Vec::new();
+    let mut path = format!("/v2/queues/{queue}/messages?echo=true&include_claimed=true&limit=20");
+    loop {
+        let reply = http.call("GET", &path).await;
+        reply.expect("list", 200);
+        let messages = reply.json["messages"].as_array().expect("messages").clone();
+        if messages.is_empty() {
+            return all;
+        }
+        for message in messages {
+            all.push((
+                message["id"].as_str().expect("id").to_string(),
+                message["body"].clone(),
+            ));
+        }
+        path = reply.json["links"][0]["href"]
+            .as_str()
+            .expect("next link")
+            .to_string();
+    }
+}
+
+/// 150 concurrent posts, a third of them over the queue's own size limit:
+/// the small ones get 201 with their own ids, the big ones the queue-limit
+/// 400, and the queue holds exactly the accepted messages, each once.
+#[tokio::test]
+async fn concurrent_posts_each_get_their_own_answer() {
+    let cluster = Cluster::start().unwrap();
+    let http = cluster.client();
+    http.json(
+        "PUT",
+        "/v2/queues/crowd",
+        json!({"_max_messages_post_size": 1023}),
+    )
+    .await
+    .expect("create", 201);
+    let posts = (0..150).map(|i| {
+        let http = http.clone();
+        async move {
+            let body = if i % 3 == 2 {
+                json!({"messages": [{"body": {"n": i, "pad": "x".repeat(1_200)}}]})
+            } else {
+                json!({"messages": [{"body": {"n": i}}, {"body": {"n": i, "second": true}}]})
+            };
+            (
+                i,
+                http.json("POST", "/v2/queues/crowd/messages", body).await,
+            )
+        }
+    });
+    let replies = futures::future::join_all(posts).await;
+    let mut accepted = HashSet::new();
+    for (i, reply) in &replies {
+        if i % 3 == 2 {
+            reply.expect_error(
+                "over the queue's limit",
+                400,
+                "Invalid API request",
+                "The max size for current queue is 1023",
+            );
+        } else {
+            reply.expect("within the limit", 201);
+            let ids = posted_ids(reply);
+            assert_eq!(ids.len(), 2, "post {i}: {}", reply.text);
+            for id in ids {
+                assert!(accepted.insert((id, *i)), "id handed out twice");
+            }
+        }
+    }
+    assert_eq!(accepted.len(), 200);
+
+    let stored = everything(&http, "crowd").await;
+    assert_eq!(stored.len(), 200, "exactly the accepted messages");
+    let stored_ids: HashSet<&str> = stored.iter().map(|(id, _)| id.as_str()).collect();
+    assert_eq!(stored_ids.len(), 200, "no duplicates");
+    for (id, body) in &stored {
+        let poster = body["n"].as_i64().expect("n");
+        assert!(
+            accepted.contains(&(id.clone(), poster)),
+            "{id} holds post {poster}'s body but was not answered to it"
+        );
+    }
+    // Each post's two messages stay in its order.
+    let position = |id: &str| stored.iter().position(|(stored, _)| stored == id);
+    for (i, reply) in &replies {
+        if i % 3 != 2 {
+            let ids = posted_ids(reply);
+            assert!(position(&ids[0]) < position(&ids[1]), "post {i} reordered");
+        }
+    }
+}
+
+/// Concurrent single deletes with every kind of claim answer at once: each
+/// request gets what it would have got alone.
+#[tokio::test]
+async fn concurrent_deletes_each_get_their_own_answer() {
+    let cluster = Cluster::start().unwrap();
+    let http = cluster.client();
+    let ids = http.post_messages("busy", 40).await;
+    let (claim, claimed) = http.claim("busy", 20).await;
+    assert_eq!(claimed, ids[..20]);
+    let unknown = "5f1e0c2a9d3e4b0001a1b2c3";
+    // (message, claim id to send, expected status)
+    let mut plan: Vec<(String, Option<String>, u16)> = Vec::new();
+    for (n, id) in ids.iter().enumerate() {
+        let step = match (n < 20, n % 4) {
+            (true, 0 | 1) => (Some(claim.clone()), 204),
+            (true, 2) => (None, 403),
+            (true, _) => (Some(unknown.to_string()), 403),
+            (false, 0 | 1) => (None, 204),
+            (false, 2) => (Some(unknown.to_string()), 400),
+            (false, _) => (Some("not-a-claim-id".to_string()), 400),
+        };
+        plan.push((id.clone(), step.0, step.1));
+    }
+    // A repeated delete of an already deleted message is fine as well.
+    plan.push((ids[0].clone(), Some(claim.clone()), 204));
+    let deletes = plan.iter().map(|(id, claim, _)| {
+        let http = http.clone();
+        let path = match claim {
+            Some(claim) => format!("/v2/queues/busy/messages/{id}?claim_id={claim}"),
+            None => format!("/v2/queues/busy/messages/{id}"),
+        };
+        async move { http.call("DELETE", &path).await }
+    });
+    let replies = futures::future::join_all(deletes).await;
+    for ((id, claim, expected), reply) in plan.iter().zip(&replies) {
+        assert_eq!(
+            reply.status, *expected,
+            "DELETE {id} with claim {claim:?}: {}",
+            reply.text
+        );
+    }
+    let left: HashSet<String> = everything(&http, "busy")
+        .await
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    let expected: HashSet<String> = plan
+        .iter()
+        .filter(|(_, _, status)| *status != 204)
+        .map(|(id, _, _)| id.clone())
+        .collect();
+    assert_eq!(left, expected);
+}
