@@ -169,3 +169,87 @@ async fn concurrent_deletes_each_get_their_own_answer() {
         .collect();
     assert_eq!(left, expected);
 }
+
+/// 30 concurrent claims of up to 5 on 100 messages: every message goes to
+/// exactly one claim, no claim holds more than it asked for, the claims run
+/// out cleanly (204 once nothing is left), and each claim id deletes its
+/// own messages and no one else's.
+#[tokio::test]
+async fn concurrent_claims_share_out_every_message_once() {
+    let cluster = Cluster::start().unwrap();
+    let http = cluster.client();
+    let mut posted = Vec::new();
+    for _ in 0..5 {
+        posted.extend(http.post_messages("shared", 20).await);
+    }
+    let claims = (0..30).map(|_| {
+        let http = http.clone();
+        async move {
+            http.json(
+                "POST",
+                "/v2/queues/shared/claims?limit=5",
+                json!({"ttl": 300, "grace": 60}),
+            )
+            .await
+        }
+    });
+    let replies = futures::future::join_all(claims).await;
+    let mut owner = std::collections::HashMap::new();
+    let mut claim_ids = HashSet::new();
+    for reply in &replies {
+        if reply.status == 204 {
+            continue;
+        }
+        reply.expect("claim", 201);
+        let claim = reply
+            .header("location")
+            .and_then(|location| location.rsplit('/').next())
+            .expect("claim id")
+            .to_string();
+        assert!(claim_ids.insert(claim.clone()), "claim id handed out twice");
+        let messages = reply.json["messages"].as_array().expect("messages");
+        assert!(
+            !messages.is_empty() && messages.len() <= 5,
+            "{}",
+            reply.text
+        );
+        for message in messages {
+            let id = message["id"].as_str().expect("id").to_string();
+            assert!(
+                owner.insert(id.clone(), claim.clone()).is_none(),
+                "{id} claimed twice"
+            );
+        }
+    }
+    let claimed: HashSet<&String> = owner.keys().collect();
+    let expected: HashSet<&String> = posted.iter().collect();
+    assert_eq!(claimed, expected, "every message claimed exactly once");
+    assert!(
+        claim_ids.len() >= 20,
+        "100 messages need at least 20 claims"
+    );
+
+    let stranger = claim_ids
+        .iter()
+        .find(|claim| **claim != owner[&posted[0]])
+        .expect("another claim")
+        .clone();
+    http.call(
+        "DELETE",
+        &format!(
+            "/v2/queues/shared/messages/{}?claim_id={stranger}",
+            posted[0]
+        ),
+    )
+    .await
+    .expect("another claim's id", 403);
+    let deletes = owner.iter().map(|(id, claim)| {
+        let http = http.clone();
+        let path = format!("/v2/queues/shared/messages/{id}?claim_id={claim}");
+        async move { http.call("DELETE", &path).await }
+    });
+    for reply in futures::future::join_all(deletes).await {
+        reply.expect("delete with its own claim", 204);
+    }
+    assert!(everything(&http, "shared").await.is_empty());
+}

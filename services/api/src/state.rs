@@ -6,7 +6,7 @@ use crate::auth::{Authenticator, Unauthenticated};
 use crate::config::ApiConfig;
 use crate::forward::Placement;
 use crate::forward::catalog::CatalogPlacement;
-use crate::forward::coalesce::{Coalescer, Deletes, Posts};
+use crate::forward::coalesce::{Claims, Coalescer, Deletes, Posts};
 
 /// Cheap to clone: a bundle of `Arc`s.
 #[derive(Clone)]
@@ -23,6 +23,8 @@ pub struct AppState {
     pub posts: Coalescer<Posts>,
     /// Concurrent single-message deletes in one queue, sent together.
     pub deletes: Coalescer<Deletes>,
+    /// Concurrent claims on one queue, sent together.
+    pub claims: Coalescer<Claims>,
 }
 
 impl AppState {
@@ -38,6 +40,7 @@ impl AppState {
             pooling: None,
             posts: Coalescer::default(),
             deletes: Coalescer::default(),
+            claims: Coalescer::default(),
         }
     }
 

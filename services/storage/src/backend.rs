@@ -149,6 +149,23 @@ pub trait Backend: Send + Sync + 'static {
     /// when nothing was claimed (no claim exists then).
     async fn create_claim(&self, scope: &Scope, spec: ClaimSpec) -> Result<Option<Claim>>;
 
+    /// Creates independent claims on one queue (concurrent claims coalesced
+    /// by the API tier), each as [`Backend::create_claim`] would, with its
+    /// own outcome in request order. The outer error fails the whole call.
+    /// By default the claims are made one after another, so that each sees
+    /// what the earlier ones took.
+    async fn create_claims(
+        &self,
+        scope: &Scope,
+        specs: Vec<ClaimSpec>,
+    ) -> Result<Vec<Result<Option<Claim>>>> {
+        let mut outcomes = Vec::with_capacity(specs.len());
+        for spec in specs {
+            outcomes.push(self.create_claim(scope, spec).await);
+        }
+        Ok(outcomes)
+    }
+
     /// Returns an active claim with the messages it still holds, or `NotFound`.
     async fn get_claim(&self, scope: &Scope, id: &str) -> Result<Claim>;
 

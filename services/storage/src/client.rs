@@ -363,6 +363,40 @@ impl Backend for GrpcBackend {
         Ok(reply.into_inner().claim)
     }
 
+    async fn create_claims(
+        &self,
+        scope: &Scope,
+        specs: Vec<ClaimSpec>,
+    ) -> Result<Vec<Result<Option<Claim>>>> {
+        let count = specs.len();
+        let reply = self
+            .client()
+            .create_claims(pb::CreateClaimsRequest {
+                scope: wire(scope),
+                claims: specs
+                    .into_iter()
+                    .map(|spec| pb::ClaimParams {
+                        ttl: spec.ttl,
+                        grace: spec.grace,
+                        limit: spec.limit,
+                    })
+                    .collect(),
+            })
+            .await?
+            .into_inner();
+        if reply.outcomes.len() != count {
+            return Err(missing("outcomes"));
+        }
+        Ok(reply
+            .outcomes
+            .into_iter()
+            .map(|outcome| match outcome.error {
+                Some(error) => Err(error.into()),
+                None => Ok(outcome.claim),
+            })
+            .collect())
+    }
+
     async fn get_claim(&self, scope: &Scope, id: &str) -> Result<Claim> {
         let reply = self
             .client()

@@ -17,8 +17,8 @@ use std::time::Duration;
 
 use zaqar_proto::ErrorKind;
 use zaqar_proto::model::{
-    ClaimRef, ClaimSpec, ListQuery, Message, Namespace, NewMessage, NewSubscription, PostBatch,
-    PostLimits, Scope, SubscriptionUpdate,
+    Claim, ClaimRef, ClaimSpec, ListQuery, Message, Namespace, NewMessage, NewSubscription,
+    PostBatch, PostLimits, Scope, SubscriptionUpdate,
 };
 
 use crate::backend::BackendRef;
@@ -96,6 +96,7 @@ macro_rules! backend_conformance_suite {
             delayed_messages_wait,
             delay_is_ignored_on_plain_queues,
             claim_takes_oldest_messages_up_to_the_limit,
+            create_claims_share_out_the_oldest_messages,
             claim_lifecycle_get_renew_release,
             claim_extends_short_lived_messages,
             claim_expiry_frees_messages,
@@ -1050,6 +1051,68 @@ pub async fn delete_each_judges_every_item(backend: BackendRef) {
         .await
         .unwrap();
     assert!(results[0].is_ok());
+}
+
+/// Coalesced claims: the claims of one call share out the oldest messages,
+/// each taking its own (never one another's), each up to its limit and in
+/// position order, with its own TTL; a missing queue gives none to all.
+pub async fn create_claims_share_out_the_oldest_messages(backend: BackendRef) {
+    let scope = queue("shared");
+    let ids = post_n(&backend, &scope, CLIENT_A, 7).await;
+    let specs = vec![
+        spec(60, 60, 3),
+        spec(120, 30, 2),
+        spec(60, 60, 5),
+        spec(60, 60, 1),
+    ];
+    let outcomes = backend
+        .create_claims(&scope, specs.clone())
+        .await
+        .expect("the call itself succeeds");
+    assert_eq!(outcomes.len(), 4);
+    let claims: Vec<Option<Claim>> = outcomes
+        .into_iter()
+        .map(|outcome| outcome.expect("claim"))
+        .collect();
+    let mut taken = Vec::new();
+    let mut claim_ids = HashSet::new();
+    for (claim, asked) in claims.iter().zip(&specs) {
+        let Some(claim) = claim else { continue };
+        assert!(claim_ids.insert(claim.id.clone()), "claim id reused");
+        assert!(!claim.messages.is_empty());
+        assert!(claim.messages.len() <= asked.limit as usize);
+        assert_eq!((claim.ttl, claim.grace), (asked.ttl, asked.grace));
+        let mine = ids_of(&claim.messages);
+        let mut sorted = mine.clone();
+        sorted.sort_by_key(|id| ids.iter().position(|posted| posted == id));
+        assert_eq!(mine, sorted, "a claim lists its messages in order");
+        // Each claim is a real claim of exactly its messages.
+        let stored = backend.get_claim(&scope, &claim.id).await.unwrap();
+        assert_eq!(ids_of(&stored.messages), mine);
+        taken.extend(mine);
+    }
+    taken.sort();
+    let mut all = ids.clone();
+    all.sort();
+    assert_eq!(taken, all, "every message claimed exactly once");
+    let holder = claims
+        .iter()
+        .flatten()
+        .find(|claim| !ids_of(&claim.messages).contains(&ids[0]))
+        .expect("a claim without the first message");
+    assert_kind(
+        backend
+            .delete_message(&scope, &ids[0], Some(&ClaimRef::Id(holder.id.clone())))
+            .await,
+        ErrorKind::ClaimMismatch,
+    );
+
+    let missing = scope.sibling("shared-missing").unwrap();
+    let outcomes = backend
+        .create_claims(&missing, vec![spec(60, 60, 3), spec(60, 60, 3)])
+        .await
+        .unwrap();
+    assert!(outcomes.iter().all(|outcome| matches!(outcome, Ok(None))));
 }
 
 /// Expired claims: no claim id deletes (D11), the old id does not (D10), and

@@ -410,6 +410,50 @@ impl Storage for StorageService {
         .await
     }
 
+    async fn create_claims(
+        &self,
+        request: Request<pb::CreateClaimsRequest>,
+    ) -> Result<Response<pb::CreateClaimsResponse>, Status> {
+        let request = request.into_inner();
+        let scope = scope(request.scope)?;
+        if request.claims.is_empty() {
+            return Err(ProtocolError::invalid("claims", "must not be empty").into());
+        }
+        let specs = request
+            .claims
+            .into_iter()
+            .map(|params| {
+                if params.ttl <= 0 {
+                    return Err(Status::from(ProtocolError::invalid(
+                        "ttl",
+                        "must be positive",
+                    )));
+                }
+                Ok(ClaimSpec {
+                    ttl: params.ttl,
+                    grace: params.grace,
+                    limit: limit(params.limit, "limit")?,
+                })
+            })
+            .collect::<Result<Vec<_>, Status>>()?;
+        self.spawn(move |backend| async move {
+            let outcomes = backend
+                .create_claims(&scope, specs)
+                .await?
+                .into_iter()
+                .map(|result| match result {
+                    Ok(claim) => pb::ClaimOutcome { claim, error: None },
+                    Err(error) => pb::ClaimOutcome {
+                        claim: None,
+                        error: Some(error.into()),
+                    },
+                })
+                .collect();
+            Ok(pb::CreateClaimsResponse { outcomes })
+        })
+        .await
+    }
+
     async fn get_claim(
         &self,
         request: Request<pb::GetClaimRequest>,

@@ -16,7 +16,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::oneshot;
-use zaqar_proto::model::{ClaimRef, PostBatch, Scope};
+use zaqar_proto::model::{Claim, ClaimRef, ClaimSpec, PostBatch, Scope};
 use zaqar_storage::{BackendRef, StorageError};
 
 /// Most items one backend call carries.
@@ -94,6 +94,26 @@ impl Operation for Deletes {
         items: Vec<Self::Item>,
     ) -> Result<Vec<Result<(), StorageError>>, StorageError> {
         backend.delete_each(&scope, items).await
+    }
+}
+
+/// Claims: [`zaqar_storage::Backend::create_claims`].
+pub struct Claims;
+
+impl Operation for Claims {
+    type Item = ClaimSpec;
+    type Output = Option<Claim>;
+
+    fn weight(_item: &ClaimSpec) -> usize {
+        64
+    }
+
+    async fn run(
+        backend: BackendRef,
+        scope: Scope,
+        items: Vec<ClaimSpec>,
+    ) -> Result<Vec<Result<Option<Claim>, StorageError>>, StorageError> {
+        backend.create_claims(&scope, items).await
     }
 }
 

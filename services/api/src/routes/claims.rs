@@ -88,8 +88,9 @@ pub async fn create(
         limit: page,
     };
     let backend = state.placement.backend(scope).await?;
-    let claim = backend
-        .create_claim(scope, spec)
+    let claim = state
+        .claims
+        .call(&backend, scope, spec)
         .await
         .map_err(ApiError::storage("Claim could not be created."))?;
     let Some(claim) = claim else {

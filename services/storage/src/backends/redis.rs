@@ -117,6 +117,8 @@ fn escape_project(project: &str) -> String {
 
 /// Most single deletes one script call handles.
 const DELETE_CHUNK: usize = 1000;
+/// Most claims one script call makes.
+const CLAIM_CHUNK: usize = 100;
 
 fn keys_of(prefix: &str) -> impl Iterator<Item = String> + '_ {
     KEY_SUFFIXES
@@ -956,31 +958,56 @@ impl Backend for RedisBackend {
     }
 
     async fn create_claim(&self, scope: &Scope, spec: ClaimSpec) -> Result<Option<Claim>> {
+        self.create_claims(scope, vec![spec])
+            .await?
+            .pop()
+            .unwrap_or_else(|| {
+                Err(StorageError::Internal(
+                    "claim script returned no result".into(),
+                ))
+            })
+    }
+
+    async fn create_claims(
+        &self,
+        scope: &Scope,
+        specs: Vec<ClaimSpec>,
+    ) -> Result<Vec<Result<Option<Claim>>>> {
         let inner = &self.inner;
         let prefix = key_prefix(scope);
-        let id = new_id();
-        let mut invocation = inner.invocation(&inner.scripts.claim_create, &prefix);
-        invocation
-            .arg(&id)
-            .arg(spec.ttl)
-            .arg(spec.grace)
-            .arg(spec.limit);
-        let mut reply = Reply::new(inner.run(&invocation).await?)?;
-        let moved = reply.int()?;
-        let messages = reply.messages()?;
-        if moved > 0 {
-            inner.drain_dead_letters(&prefix).await?;
+        let mut outcomes = Vec::with_capacity(specs.len());
+        // Each claim returns up to `limit` messages: bounded replies.
+        for chunk in specs.chunks(CLAIM_CHUNK) {
+            let mut invocation = inner.invocation(&inner.scripts.claim_create, &prefix);
+            let ids: Vec<String> = chunk.iter().map(|_| new_id()).collect();
+            for (id, spec) in ids.iter().zip(chunk) {
+                invocation
+                    .arg(id)
+                    .arg(spec.ttl)
+                    .arg(spec.grace)
+                    .arg(spec.limit);
+            }
+            let mut reply = Reply::new(inner.run(&invocation).await?)?;
+            let moved = reply.int()?;
+            for (id, spec) in ids.into_iter().zip(chunk) {
+                let count = usize::try_from(reply.int()?).unwrap_or_default();
+                let mut messages = Vec::with_capacity(count);
+                for _ in 0..count {
+                    messages.push(reply.message()?.0);
+                }
+                outcomes.push(Ok((!messages.is_empty()).then_some(Claim {
+                    id,
+                    ttl: spec.ttl,
+                    grace: spec.grace,
+                    age: 0,
+                    messages,
+                })));
+            }
+            if moved > 0 {
+                inner.drain_dead_letters(&prefix).await?;
+            }
         }
-        if messages.is_empty() {
-            return Ok(None);
-        }
-        Ok(Some(Claim {
-            id,
-            ttl: spec.ttl,
-            grace: spec.grace,
-            age: 0,
-            messages,
-        }))
+        Ok(outcomes)
     }
 
     async fn get_claim(&self, scope: &Scope, id: &str) -> Result<Claim> {

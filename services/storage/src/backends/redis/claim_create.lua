@@ -1,61 +1,78 @@
--- ARGV: claim id, ttl, grace, limit.
--- Claims up to `limit` of the oldest live, visible, unclaimed messages. With
--- dead-lettering active, messages already claimed `_max_claim_count` times
--- are moved to the dead-letter outbox instead (the caller then files them
--- into the dead-letter queue). Returns {moved, claimed message fields...};
--- no claim is recorded when nothing was claimed.
+-- ARGV, per claim: claim id, ttl, grace, limit (concurrent claims, coalesced
+-- by the caller, made one after another in ARGV order).
+-- Each claims up to `limit` of the oldest live, visible, unclaimed messages.
+-- With dead-lettering active, messages already claimed `_max_claim_count`
+-- times are moved to the dead-letter outbox instead (the caller then files
+-- them into the dead-letter queue). Returns {moved, then per claim: count n,
+-- n claimed messages' fields...}; no claim is recorded when nothing was
+-- claimed.
 local now = now_ms()
-if not queue_exists() then return {0} end
+local claims = #ARGV / 4
+if not queue_exists() then
+  local out = {0}
+  for k = 1, claims do out[k + 1] = 0 end
+  return out
+end
 sweep(now, 20)
 reap_claims(now)
-local cid, ttl, grace, limit = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local mcc, dlq, dlq_ttl = num_setting('mcc'), redis.call('HGET', K_Q, 'dlq'), num_setting('dlqttl')
 local dead_active = mcc ~= nil and dlq and dlq ~= ''
-local cexp = now + ttl * 1000
-local picked, picked_info, moved = {}, {}, 0
-walk_free(now, 1000 + limit, limit, function(id, m)
-  if dead_active and m[COUNT] >= mcc then
-    local expires, mttl = m[EXPIRES], m[TTL]
-    if dlq_ttl then
-      mttl = dlq_ttl
-      expires = now + dlq_ttl * 1000
+local out = {0}
+local moved = 0
+
+local function claim_one(cid, ttl, grace, limit)
+  local cexp = now + ttl * 1000
+  local picked, picked_info = {}, {}
+  walk_free(now, 1000 + limit, limit, function(id, m)
+    if dead_active and m[COUNT] >= mcc then
+      local expires, mttl = m[EXPIRES], m[TTL]
+      if dlq_ttl then
+        mttl = dlq_ttl
+        expires = now + dlq_ttl * 1000
+      end
+      local body = redis.call('HGET', K_BODY, id)
+      redis.call('HSET', K_DEAD, id, cmsgpack.pack({body, m[CLIENT], m[CREATED], mttl, expires, m[COUNT], dlq}))
+      remove_message(id)
+      moved = moved + 1
+      return true
     end
-    local body = redis.call('HGET', K_BODY, id)
-    redis.call('HSET', K_DEAD, id, cmsgpack.pack({body, m[CLIENT], m[CREATED], mttl, expires, m[COUNT], dlq}))
-    remove_message(id)
-    moved = moved + 1
-    return true
+    picked[#picked + 1] = id
+    picked_info[#picked_info + 1] = m
+    return #picked < limit
+  end)
+  out[#out + 1] = #picked
+  if #picked == 0 then return end
+  -- One command per structure for all the picked messages.
+  local infos, held, extended = {}, {}, {}
+  for i, id in ipairs(picked) do
+    local m = picked_info[i]
+    m[CLAIM] = cid
+    m[CLAIM_EXP] = cexp
+    if dead_active then m[COUNT] = m[COUNT] + 1 end
+    if m[EXPIRES] < cexp then
+      m[EXPIRES] = cexp + grace * 1000
+      m[TTL] = ttl + grace
+      extended[#extended + 1] = m[EXPIRES]
+      extended[#extended + 1] = id
+    end
+    infos[#infos + 1] = id
+    infos[#infos + 1] = cmsgpack.pack(m)
+    held[#held + 1] = cexp
+    held[#held + 1] = id
   end
-  picked[#picked + 1] = id
-  picked_info[#picked_info + 1] = m
-  return #picked < limit
-end)
-local out = {moved}
-if #picked == 0 then return out end
--- One command per structure for all the picked messages.
-local infos, held, extended = {}, {}, {}
-for i, id in ipairs(picked) do
-  local m = picked_info[i]
-  m[CLAIM] = cid
-  m[CLAIM_EXP] = cexp
-  if dead_active then m[COUNT] = m[COUNT] + 1 end
-  if m[EXPIRES] < cexp then
-    m[EXPIRES] = cexp + grace * 1000
-    m[TTL] = ttl + grace
-    extended[#extended + 1] = m[EXPIRES]
-    extended[#extended + 1] = id
-  end
-  infos[#infos + 1] = id
-  infos[#infos + 1] = cmsgpack.pack(m)
-  held[#held + 1] = cexp
-  held[#held + 1] = id
+  redis.call('HSET', K_INFO, unpack(infos))
+  redis.call('ZREM', K_FREE, unpack(picked))
+  redis.call('ZADD', K_CLAIMED, unpack(held))
+  if #extended > 0 then redis.call('ZADD', K_EXP, unpack(extended)) end
+  redis.call('HSET', K_CLAIMS, cid, cmsgpack.pack({now, cexp, ttl, grace, picked}))
+  redis.call('ZADD', K_CEXP, cexp, cid)
+  local bodies = redis.call('HMGET', K_BODY, unpack(picked))
+  for i, id in ipairs(picked) do push_message(out, id, picked_info[i], bodies[i], now) end
 end
-redis.call('HSET', K_INFO, unpack(infos))
-redis.call('ZREM', K_FREE, unpack(picked))
-redis.call('ZADD', K_CLAIMED, unpack(held))
-if #extended > 0 then redis.call('ZADD', K_EXP, unpack(extended)) end
-redis.call('HSET', K_CLAIMS, cid, cmsgpack.pack({now, cexp, ttl, grace, picked}))
-redis.call('ZADD', K_CEXP, cexp, cid)
-local bodies = redis.call('HMGET', K_BODY, unpack(picked))
-for i, id in ipairs(picked) do push_message(out, id, picked_info[i], bodies[i], now) end
+
+for k = 1, claims do
+  local base = (k - 1) * 4
+  claim_one(ARGV[base + 1], tonumber(ARGV[base + 2]), tonumber(ARGV[base + 3]), tonumber(ARGV[base + 4]))
+end
+out[1] = moved
 return out
