@@ -7,21 +7,6 @@ use std::collections::HashSet;
 use serde_json::json;
 use zaqar_tests::{Cluster, Http};
 
-/// Ids from a 201 post reply's `resources`.
-fn posted_ids(reply: &zaqar_tests::Reply) -> Vec<String> {
-    reply.json["resources"]
-        .as_array()
-        .expect("resources")
-        .iter()
-        .map(|href| {
-            href.as_str()
-                .and_then(|href| href.rsplit('/').next())
-                .expect("href")
-                .to_string()
-        })
-        .collect()
-}
-
 /// Every message of a queue (claimed included) as (id, body).
 async fn everything(http: &Http, queue: &str) -> Vec<(String, serde_json::Value)> {
     let mut all = Vec::new();
@@ -86,7 +71,7 @@ async fn concurrent_posts_each_get_their_own_answer() {
             );
         } else {
             reply.expect("within the limit", 201);
-            let ids = posted_ids(reply);
+            let ids = reply.posted_ids();
             assert_eq!(ids.len(), 2, "post {i}: {}", reply.text);
             for id in ids {
                 assert!(accepted.insert((id, *i)), "id handed out twice");
@@ -110,7 +95,7 @@ async fn concurrent_posts_each_get_their_own_answer() {
     let position = |id: &str| stored.iter().position(|(stored, _)| stored == id);
     for (i, reply) in &replies {
         if i % 3 != 2 {
-            let ids = posted_ids(reply);
+            let ids = reply.posted_ids();
             assert!(position(&ids[0]) < position(&ids[1]), "post {i} reordered");
         }
     }

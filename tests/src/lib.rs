@@ -362,6 +362,21 @@ pub struct Reply {
 }
 
 impl Reply {
+    /// The message ids of a 201 post reply's `resources`.
+    pub fn posted_ids(&self) -> Vec<String> {
+        self.json["resources"]
+            .as_array()
+            .expect("resources")
+            .iter()
+            .map(|href| {
+                href.as_str()
+                    .and_then(|href| href.rsplit('/').next())
+                    .expect("href")
+                    .to_string()
+            })
+            .collect()
+    }
+
     /// A header as text.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|value| value.to_str().ok())
@@ -521,17 +536,7 @@ impl Http {
             )
             .await;
         reply.expect("post messages", 201);
-        reply.json["resources"]
-            .as_array()
-            .expect("resources")
-            .iter()
-            .map(|href| {
-                href.as_str()
-                    .and_then(|href| href.rsplit('/').next())
-                    .expect("href")
-                    .to_string()
-            })
-            .collect()
+        reply.posted_ids()
     }
 
     /// Claims up to `limit` messages; returns (claim id, message ids).

@@ -70,6 +70,25 @@ fn missing(field: &str) -> StorageError {
     StorageError::Internal(format!("storage node reply lacks `{field}`"))
 }
 
+/// Unpacks the outcomes of a multi-item call, one per item `sent`: each
+/// is its value or its own error.
+fn per_item<O, T>(
+    outcomes: Vec<O>,
+    sent: usize,
+    split: impl Fn(O) -> (Option<pb::ItemError>, T),
+) -> Result<Vec<Result<T>>> {
+    if outcomes.len() != sent {
+        return Err(missing("outcomes"));
+    }
+    Ok(outcomes
+        .into_iter()
+        .map(|outcome| match split(outcome) {
+            (Some(error), _) => Err(error.into()),
+            (None, value) => Ok(value),
+        })
+        .collect())
+}
+
 #[async_trait]
 impl Backend for GrpcBackend {
     async fn create_queue(&self, scope: &Scope, metadata: &str) -> Result<bool> {
@@ -217,17 +236,9 @@ impl Backend for GrpcBackend {
             })
             .await?
             .into_inner();
-        if reply.outcomes.len() != count {
-            return Err(missing("outcomes"));
-        }
-        Ok(reply
-            .outcomes
-            .into_iter()
-            .map(|outcome| match outcome.error {
-                Some(error) => Err(error.into()),
-                None => Ok(outcome.ids),
-            })
-            .collect())
+        per_item(reply.outcomes, count, |outcome| {
+            (outcome.error, outcome.ids)
+        })
     }
 
     async fn list_messages(&self, scope: &Scope, query: &ListQuery) -> Result<MessagePage> {
@@ -309,17 +320,7 @@ impl Backend for GrpcBackend {
             })
             .await?
             .into_inner();
-        if reply.outcomes.len() != count {
-            return Err(missing("outcomes"));
-        }
-        Ok(reply
-            .outcomes
-            .into_iter()
-            .map(|outcome| match outcome.error {
-                Some(error) => Err(error.into()),
-                None => Ok(()),
-            })
-            .collect())
+        per_item(reply.outcomes, count, |outcome| (outcome.error, ()))
     }
 
     async fn delete_messages(
@@ -384,17 +385,9 @@ impl Backend for GrpcBackend {
             })
             .await?
             .into_inner();
-        if reply.outcomes.len() != count {
-            return Err(missing("outcomes"));
-        }
-        Ok(reply
-            .outcomes
-            .into_iter()
-            .map(|outcome| match outcome.error {
-                Some(error) => Err(error.into()),
-                None => Ok(outcome.claim),
-            })
-            .collect())
+        per_item(reply.outcomes, count, |outcome| {
+            (outcome.error, outcome.claim)
+        })
     }
 
     async fn get_claim(&self, scope: &Scope, id: &str) -> Result<Claim> {
