@@ -238,3 +238,47 @@ async fn concurrent_claims_share_out_every_message_once() {
     }
     assert!(everything(&http, "shared").await.is_empty());
 }
+
+/// A storage node that stops answering: every waiting post is answered 503
+/// within the request deadline (the group's call is cut, not waited for),
+/// and once the node answers again posts to the same queue succeed.
+#[tokio::test]
+async fn a_stalled_storage_node_gives_503_and_the_queue_recovers() {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+
+    let cluster = Cluster::with_env(&[("ZAQAR_API__REQUEST_TIMEOUT", "2s")]).unwrap();
+    let http = cluster.client();
+    http.post_messages("stall", 1).await;
+    let storage = Pid::from_raw(i32::try_from(cluster.storage.guard.pid()).unwrap());
+    kill(storage, Signal::SIGSTOP).unwrap();
+    let started = std::time::Instant::now();
+    let posts = (0..8).map(|i| {
+        let http = http.clone();
+        async move {
+            http.json(
+                "POST",
+                "/v2/queues/stall/messages",
+                json!({"messages": [{"body": i}]}),
+            )
+            .await
+        }
+    });
+    let replies = futures::future::join_all(posts).await;
+    let waited = started.elapsed();
+    kill(storage, Signal::SIGCONT).unwrap();
+    for reply in &replies {
+        reply.expect("stalled backend", 503);
+        assert!(
+            reply.json["description"].is_string(),
+            "a Zaqar-style error body: {}",
+            reply.text
+        );
+    }
+    assert!(
+        waited < std::time::Duration::from_secs(10),
+        "answered after {waited:?}"
+    );
+    let ids = http.post_messages("stall", 2).await;
+    assert_eq!(ids.len(), 2);
+}

@@ -33,14 +33,15 @@ impl AppState {
         let auth = Arc::new(Unauthenticated {
             default_roles: config.default_roles.clone(),
         });
+        let deadline = config.request_timeout;
         AppState {
             config: Arc::new(config),
             placement,
             auth,
             pooling: None,
-            posts: Coalescer::default(),
-            deletes: Coalescer::default(),
-            claims: Coalescer::default(),
+            posts: Coalescer::new(deadline),
+            deletes: Coalescer::new(deadline),
+            claims: Coalescer::new(deadline),
         }
     }
 

@@ -14,6 +14,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use tokio::sync::oneshot;
 use zaqar_proto::model::{Claim, ClaimRef, ClaimSpec, PostBatch, Scope};
@@ -143,20 +144,26 @@ type Groups<O> = Mutex<HashMap<GroupKey, Group<O>>>;
 /// Coalesces calls of one [`Operation`]; cheap to clone.
 pub struct Coalescer<O: Operation> {
     groups: Arc<Groups<O>>,
+    deadline: Duration,
 }
 
 impl<O: Operation> Clone for Coalescer<O> {
     fn clone(&self) -> Self {
         Coalescer {
             groups: self.groups.clone(),
+            deadline: self.deadline,
         }
     }
 }
 
-impl<O: Operation> Default for Coalescer<O> {
-    fn default() -> Self {
+impl<O: Operation> Coalescer<O> {
+    /// A coalescer whose backend calls fail as unavailable after
+    /// `deadline`, so that a hung backend call never holds a queue's later
+    /// requests (they are answered, and the next call starts afresh).
+    pub fn new(deadline: Duration) -> Self {
         Coalescer {
             groups: Arc::default(),
+            deadline,
         }
     }
 }
@@ -199,7 +206,12 @@ impl<O: Operation> Coalescer<O> {
             start
         };
         if start {
-            tokio::spawn(flush(self.groups.clone(), backend.clone(), key));
+            tokio::spawn(flush(
+                self.groups.clone(),
+                backend.clone(),
+                key,
+                self.deadline,
+            ));
         }
         outcome
             .await
@@ -255,7 +267,12 @@ impl<O: Operation> Drop for FlusherGuard<'_, O> {
 }
 
 /// The flusher of one group: one backend call at a time until nobody waits.
-async fn flush<O: Operation>(groups: Arc<Groups<O>>, backend: BackendRef, key: GroupKey) {
+async fn flush<O: Operation>(
+    groups: Arc<Groups<O>>,
+    backend: BackendRef,
+    key: GroupKey,
+    deadline: Duration,
+) {
     let _guard = FlusherGuard {
         groups: &groups,
         key: &key,
@@ -270,7 +287,15 @@ async fn flush<O: Operation>(groups: Arc<Groups<O>>, backend: BackendRef, key: G
             .map(|waiting| (waiting.item, waiting.reply))
             .unzip();
         let count = items.len();
-        match O::run(backend.clone(), key.scope.clone(), items).await {
+        let call = O::run(backend.clone(), key.scope.clone(), items);
+        let outcome = tokio::time::timeout(deadline, call)
+            .await
+            .unwrap_or_else(|_| {
+                Err(StorageError::Unavailable(
+                    "The storage node did not answer in time.".into(),
+                ))
+            });
+        match outcome {
             Ok(outcomes) if outcomes.len() == count => {
                 for (reply, outcome) in replies.into_iter().zip(outcomes) {
                     let _ = reply.send(outcome);
