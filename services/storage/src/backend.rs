@@ -151,19 +151,20 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Creates independent claims on one queue (concurrent claims coalesced
     /// by the API tier), each as [`Backend::create_claim`] would, with its
-    /// own outcome in request order. The outer error fails the whole call.
-    /// By default the claims are made one after another, so that each sees
-    /// what the earlier ones took.
+    /// own outcome in request order; no message goes to two of them. The
+    /// outer error fails the whole call.
+    /// By default the claims run concurrently, as separate calls (as they
+    /// would have without coalescing; a backend that serializes writes
+    /// commits them together).
     async fn create_claims(
         &self,
         scope: &Scope,
         specs: Vec<ClaimSpec>,
     ) -> Result<Vec<Result<Option<Claim>>>> {
-        let mut outcomes = Vec::with_capacity(specs.len());
-        for spec in specs {
-            outcomes.push(self.create_claim(scope, spec).await);
-        }
-        Ok(outcomes)
+        Ok(
+            futures::future::join_all(specs.into_iter().map(|spec| self.create_claim(scope, spec)))
+                .await,
+        )
     }
 
     /// Returns an active claim with the messages it still holds, or `NotFound`.
