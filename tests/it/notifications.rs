@@ -144,6 +144,19 @@ async fn check_payloads(http: &Http, receiver: &Receiver) {
     );
 }
 
+/// The text of `path` once it contains `marker`, or whatever it holds when
+/// [`ARRIVAL`] has passed (the caller's assertions then say what is missing).
+async fn file_once_it_holds(path: &std::path::Path, marker: &str) -> String {
+    let deadline = std::time::Instant::now() + ARRIVAL;
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        if text.contains(marker) || std::time::Instant::now() > deadline {
+            return text;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::test]
 async fn webhooks_get_the_documented_payload_on_redis() {
     let cluster = PrivateCluster::start(&[]);
@@ -350,14 +363,7 @@ async fn mailto_subscribers_get_an_email_through_the_mail_command() {
     )
     .await;
     post(&http, "mail", json!([{"body": {"order": 7}, "ttl": 60}])).await;
-    let deadline = std::time::Instant::now() + ARRIVAL;
-    let text = loop {
-        let text = std::fs::read_to_string(&outbox).unwrap_or_default();
-        if text.contains("\r\n\r\n") || std::time::Instant::now() > deadline {
-            break text;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let text = file_once_it_holds(&outbox, "\r\n\r\n").await;
     let (head, body) = text.split_once("\r\n\r\n").expect("an e-mail");
     assert!(head.contains("To: ops@example.com\r\n"), "{head}");
     assert!(head.contains("From: zaqar@example.com\r\n"), "{head}");
@@ -416,13 +422,7 @@ async fn mailto_subscribers_get_an_email_through_an_smtp_server() {
     )
     .await;
     post(&http, "mail", json!([{"body": {"order": 7}, "ttl": 60}])).await;
-    let text = loop {
-        let text = std::fs::read_to_string(&received).unwrap_or_default();
-        if text.contains("END MESSAGE") || std::time::Instant::now() > deadline {
-            break text;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let text = file_once_it_holds(&received, "END MESSAGE").await;
     for line in [
         "b'To: ops@example.com'",
         "b'From: Zaqar <zaqar@example.com>'",

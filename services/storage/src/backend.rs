@@ -73,8 +73,9 @@ pub trait Backend: Send + Sync + 'static {
     /// coalesced by the API tier): each is stored atomically in order or
     /// rejected on its own, as [`Backend::post_messages`] would, and gets
     /// its own outcome (in request order). Batches come from different
-    /// clients, so their order relative to each other is free. The outer
-    /// error fails the whole call. By default the batches are posted
+    /// clients, so their order relative to each other is free; they share
+    /// the API tier's limits (a backend may read them from the first). The
+    /// outer error fails the whole call. By default the batches are posted
     /// concurrently, as separate posts.
     async fn post_batches(
         &self,

@@ -5,10 +5,9 @@
 use futures::TryStreamExt;
 use mongodb::ClientSession;
 use mongodb::bson::{Document, doc};
-use mongodb::options::ReturnDocument;
 use zaqar_proto::model::{Claim, ClaimSpec, Scope, new_id};
 
-use super::documents::{ClaimDoc, MessageDoc, Settings, gc_date, new_queue_fields, queue_key};
+use super::documents::{ClaimDoc, MessageDoc, gc_date, queue_key};
 use super::messages::takeable;
 use super::{Finished, Inner, TxnError};
 use crate::error::{Result, StorageError};
@@ -214,21 +213,8 @@ impl Inner {
     ) -> std::result::Result<(), TxnError> {
         let target_key = queue_key(target);
         let queue = self
-            .queues
-            .find_one_and_update(
-                doc! {"_id": &target_key},
-                doc! {
-                    "$inc": {"seq": 1_i64},
-                    "$setOnInsert": new_queue_fields(target, "{}", &Settings::default(), now),
-                },
-            )
-            .upsert(true)
-            .return_document(ReturnDocument::After)
-            .session(&mut *session)
-            .await?
-            .ok_or_else(|| {
-                TxnError::Storage(StorageError::Internal("upsert returned no queue".into()))
-            })?;
+            .reserve_positions(session, target, &target_key, 1, now)
+            .await?;
         let (ttl, expires) = match ttl {
             Some(ttl) => (ttl, now + ttl * 1000),
             None => (message.ttl, message.expires),

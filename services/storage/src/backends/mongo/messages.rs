@@ -5,12 +5,11 @@ use std::collections::{HashMap, HashSet};
 use futures::TryStreamExt;
 use mongodb::ClientSession;
 use mongodb::bson::{Document, doc};
-use mongodb::options::ReturnDocument;
 use zaqar_proto::model::{
     ClaimRef, ListQuery, Message, MessagePage, NotifyMode, PostBatch, Scope, new_id,
 };
 
-use super::documents::{MessageDoc, Settings, gc_date, new_queue_fields, queue_key};
+use super::documents::{MessageDoc, gc_date, queue_key};
 use super::{Finished, Inner, TxnError};
 use crate::error::{Result, StorageError};
 
@@ -91,21 +90,8 @@ impl Inner {
         let now = self.now();
         let count = i64::try_from(ids.len()).unwrap_or(i64::MAX);
         let queue = self
-            .queues
-            .find_one_and_update(
-                doc! {"_id": key},
-                doc! {
-                    "$inc": {"seq": count},
-                    "$setOnInsert": new_queue_fields(scope, "{}", &Settings::default(), now),
-                },
-            )
-            .upsert(true)
-            .return_document(ReturnDocument::After)
-            .session(&mut *session)
-            .await?
-            .ok_or_else(|| {
-                TxnError::Storage(StorageError::Internal("upsert returned no queue".into()))
-            })?;
+            .reserve_positions(session, scope, key, count, now)
+            .await?;
         let settings = &queue.settings;
         let global = batch.limits.max_messages_post_size;
         if let Some(queue_max) = settings.mps {

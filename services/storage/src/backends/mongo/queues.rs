@@ -13,6 +13,35 @@ use super::{Finished, Inner, TxnError, is_duplicate_key};
 use crate::error::{Result, StorageError};
 
 impl Inner {
+    /// Inside a transaction: takes `count` positions from the queue's
+    /// counter, creating the queue (default settings) if it is missing.
+    /// Returns the queue as it is after the increment (its `seq` is the
+    /// last position taken).
+    pub(super) async fn reserve_positions(
+        &self,
+        session: &mut ClientSession,
+        scope: &Scope,
+        key: &str,
+        count: i64,
+        now: i64,
+    ) -> std::result::Result<QueueDoc, TxnError> {
+        self.queues
+            .find_one_and_update(
+                doc! {"_id": key},
+                doc! {
+                    "$inc": {"seq": count},
+                    "$setOnInsert": new_queue_fields(scope, "{}", &Settings::default(), now),
+                },
+            )
+            .upsert(true)
+            .return_document(ReturnDocument::After)
+            .session(&mut *session)
+            .await?
+            .ok_or_else(|| {
+                TxnError::Storage(StorageError::Internal("upsert returned no queue".into()))
+            })
+    }
+
     pub(super) async fn create_queue(&self, scope: &Scope, metadata: &str) -> Result<bool> {
         let settings = Settings::from_metadata(metadata)?;
         let fields = new_queue_fields(scope, metadata, &settings, self.now());
