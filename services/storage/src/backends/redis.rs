@@ -1252,6 +1252,117 @@ mod conformance {
         assert_eq!(backend.sweep_now().await.unwrap(), 0);
     }
 
+    /// A post of `count` small messages with the given ttl (None: default).
+    fn batch(count: usize, ttl: Option<i64>) -> PostBatch {
+        PostBatch {
+            client_id: "c".into(),
+            messages: (0..count)
+                .map(|i| zaqar_proto::model::NewMessage {
+                    body: i.to_string(),
+                    ttl,
+                    delay: None,
+                })
+                .collect(),
+            request_size: 1,
+            limits: zaqar_proto::model::PostLimits {
+                default_message_ttl: 3600,
+                max_message_delay: 900,
+                max_messages_post_size: 0,
+            },
+            notify: NotifyMode::None,
+        }
+    }
+
+    /// Expiry is filed per post: a large post expires as one group, swept in
+    /// parts of the sweep's budget, while the messages a claim extended stay
+    /// until their own expiry; stats never count the expired ones.
+    #[tokio::test]
+    async fn expiry_groups_sweep_in_parts_and_spare_extended_messages() {
+        // A database of its own (the sweep counts what it removed in all
+        // queues) and no background sweeps: this test runs them.
+        let config = RedisConfig {
+            sweep_interval: Duration::from_secs(3600),
+            ..RedisConfig::default()
+        };
+        let backend = RedisBackend::connect(&format!("{}/12", test_url()), &config).unwrap();
+        let mut conn = backend.inner.conn();
+        let _: () = redis::cmd("FLUSHDB").query_async(&mut conn).await.unwrap();
+        let scope = Scope::queue(format!("groups-{}", uuid::Uuid::new_v4().simple()), "q").unwrap();
+        let short = backend
+            .post_messages(&scope, batch(2500, Some(1)))
+            .await
+            .unwrap();
+        let long = backend.post_messages(&scope, batch(1, None)).await.unwrap();
+        let spec = ClaimSpec {
+            ttl: 30,
+            grace: 0,
+            limit: 3,
+        };
+        let held = backend.create_claim(&scope, spec).await.unwrap().unwrap();
+        let held_ids: Vec<String> = held.messages.iter().map(|m| m.id.clone()).collect();
+        assert_eq!(held_ids, short[..3]);
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        let prefix = key_prefix(&scope);
+        let stored = |conn: &mut ConnectionManager| {
+            let mut conn = conn.clone();
+            let key = format!("{prefix}:info");
+            async move {
+                let n: u64 = redis::cmd("HLEN")
+                    .arg(key)
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap();
+                n
+            }
+        };
+        assert_eq!(stored(&mut conn).await, 2501);
+        // Each pass looks at up to 1,000 positions of the group.
+        let mut removed = Vec::new();
+        for _ in 0..4 {
+            removed.push(backend.sweep_now().await.unwrap());
+        }
+        assert_eq!(removed, vec![997, 1000, 500, 0]);
+        assert_eq!(stored(&mut conn).await, 4);
+        let left: Vec<String> = redis::cmd("ZRANGE")
+            .arg(format!("{prefix}:exp"))
+            .arg(0)
+            .arg(-1)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert!(left.iter().all(|m| !m.starts_with("~0-")), "{left:?}");
+        let stats = backend.queue_stats(&scope).await.unwrap();
+        assert_eq!((stats.total, stats.claimed), (4, 3));
+        let mut expected = held_ids.clone();
+        expected.extend(long);
+        for id in &expected {
+            backend.get_message(&scope, id).await.unwrap();
+        }
+    }
+
+    /// Stats count neither expired messages nor the holds of ended claims,
+    /// before any sweep ran.
+    #[tokio::test]
+    async fn stats_skip_expired_groups_and_ended_claims() {
+        let backend = RedisBackend::connect(&test_url(), &RedisConfig::default()).unwrap();
+        let scope = Scope::queue(format!("counts-{}", uuid::Uuid::new_v4().simple()), "q").unwrap();
+        backend
+            .post_messages(&scope, batch(1200, Some(1)))
+            .await
+            .unwrap();
+        backend.post_messages(&scope, batch(5, None)).await.unwrap();
+        let spec = ClaimSpec {
+            ttl: 1,
+            grace: 0,
+            limit: 1300,
+        };
+        backend.create_claim(&scope, spec).await.unwrap().unwrap();
+        assert_eq!(backend.queue_stats(&scope).await.unwrap().claimed, 1205);
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        let stats = backend.queue_stats(&scope).await.unwrap();
+        assert_eq!((stats.total, stats.claimed, stats.free), (5, 0, 5));
+    }
+
     /// The sweeper frees the memory of expired messages and claims.
     #[tokio::test]
     async fn sweep_frees_expired_data() {

@@ -57,7 +57,7 @@ local function claim_one(cid, ttl, grace, limit)
     end
     infos[#infos + 1] = id
     infos[#infos + 1] = cmsgpack.pack(m)
-    held[#held + 1] = cexp
+    held[#held + 1] = m[POS]
     held[#held + 1] = id
   end
   redis.call('HSET', K_INFO, unpack(infos))

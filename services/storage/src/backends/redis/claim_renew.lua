@@ -19,7 +19,6 @@ for _, id in ipairs(c[5]) do
       redis.call('ZADD', K_EXP, m[EXPIRES], id)
     end
     save_info(id, m)
-    redis.call('ZADD', K_CLAIMED, cexp, id)
   end
 end
 redis.call('HSET', K_CLAIMS, cid, cmsgpack.pack({now, cexp, ttl, grace, c[5]}))

@@ -3,10 +3,16 @@
 -- KEYS, all in one Redis Cluster hash slot (the `{...}` tag of the queue):
 --   1 q        HASH  queue record: meta, rev, seq, ct and the parsed settings
 --                    dttl, ddelay, mps, mcc, dlq (key prefix), dlqttl
---   2 msgs     ZSET  message id -> position (every stored message)
+--   2 msgs     ZSET  not written (an older layout kept every message here);
+--                    removed with the queue
 --   3 free     ZSET  message id -> position (messages not held by a claim record)
---   4 exp      ZSET  message id -> expiry (ms)
---   5 claimed  ZSET  message id -> claim expiry (ms)
+--   4 exp      ZSET  expiry (ms) of messages: a member `~lo-hi` stands for the
+--                    messages at positions lo..hi stored by one post with one
+--                    expiry; a member that is a message id is that message's
+--                    own expiry (set when a claim extended it, or when it was
+--                    filed as a dead letter), which then wins over its group
+--   5 claimed  ZSET  message id -> position (messages held by a claim record);
+--                    every stored message is in exactly one of free / claimed
 --   6 info     HASH  message id -> msgpack {pos, created, expires, ttl, visible,
 --                    client, claim, claim_expires, claim_count}  (times in ms)
 --   7 body     HASH  message id -> body JSON text
@@ -50,7 +56,6 @@ local function save_info(id, m)
 end
 
 local function remove_message(id)
-  redis.call('ZREM', K_MSGS, id)
   redis.call('ZREM', K_FREE, id)
   redis.call('ZREM', K_EXP, id)
   redis.call('ZREM', K_CLAIMED, id)
@@ -64,13 +69,48 @@ local function remove_messages(ids)
   for first = 1, #ids, 1000 do
     local chunk = {}
     for i = first, math.min(first + 999, #ids) do chunk[#chunk + 1] = ids[i] end
-    redis.call('ZREM', K_MSGS, unpack(chunk))
     redis.call('ZREM', K_FREE, unpack(chunk))
     redis.call('ZREM', K_EXP, unpack(chunk))
     redis.call('ZREM', K_CLAIMED, unpack(chunk))
     redis.call('HDEL', K_INFO, unpack(chunk))
     redis.call('HDEL', K_BODY, unpack(chunk))
   end
+end
+
+-- Up to `count` stored messages in position order (the union of the free
+-- and claimed sets): from position `min` (a ZRANGEBYSCORE bound) upwards, or
+-- from the newest downwards when `reverse`. Returns a flat {id, position, ...}.
+local function positions(min, count, reverse)
+  local a, b
+  if reverse then
+    a = redis.call('ZREVRANGEBYSCORE', K_FREE, '+inf', min, 'WITHSCORES', 'LIMIT', 0, count)
+    b = redis.call('ZREVRANGEBYSCORE', K_CLAIMED, '+inf', min, 'WITHSCORES', 'LIMIT', 0, count)
+  else
+    a = redis.call('ZRANGEBYSCORE', K_FREE, min, '+inf', 'WITHSCORES', 'LIMIT', 0, count)
+    b = redis.call('ZRANGEBYSCORE', K_CLAIMED, min, '+inf', 'WITHSCORES', 'LIMIT', 0, count)
+  end
+  if #b == 0 then return a end
+  if #a == 0 then return b end
+  local out, i, j = {}, 1, 1
+  while #out < count * 2 and (i <= #a or j <= #b) do
+    local take_a
+    if i > #a then
+      take_a = false
+    elseif j > #b then
+      take_a = true
+    else
+      local pa, pb = tonumber(a[i + 1]), tonumber(b[j + 1])
+      if reverse then take_a = pa > pb else take_a = pa < pb end
+    end
+    if take_a then
+      out[#out + 1], out[#out + 2] = a[i], a[i + 1]
+      i = i + 2
+    else
+      out[#out + 1], out[#out + 2] = b[j], b[j + 1]
+      j = j + 2
+    end
+  end
+  return out
 end
 
 local function claim_active(m, now)
@@ -88,8 +128,8 @@ local function drop_claim(cid)
         m[CLAIM] = ''
         m[CLAIM_EXP] = 0
         save_info(id, m)
-        redis.call('ZADD', K_FREE, m[POS], id)
         redis.call('ZREM', K_CLAIMED, id)
+        redis.call('ZADD', K_FREE, m[POS], id)
       end
     end
     redis.call('HDEL', K_CLAIMS, cid)
@@ -97,14 +137,56 @@ local function drop_claim(cid)
   redis.call('ZREM', K_CEXP, cid)
 end
 
--- Removes up to `budget` expired messages and reaps up to `budget` expired
--- claims. Returns how many of each were handled.
+-- Expires the messages of the group `member` (score `score`) at positions
+-- lo .. up to lo + budget - 1, keeping those whose own expiry is later;
+-- whatever part of the group is left is filed again under the same score.
+-- Returns {messages removed, positions looked at}.
+local function sweep_group(member, score, now, budget)
+  local lo, hi = string.match(member, '^~(%d+)-(%d+)$')
+  redis.call('ZREM', K_EXP, member)
+  if not lo then return 0, 1 end
+  lo, hi = tonumber(lo), tonumber(hi)
+  local top = math.min(hi, lo + budget - 1)
+  if top < hi then redis.call('ZADD', K_EXP, score, '~' .. (top + 1) .. '-' .. hi) end
+  local ids = redis.call('ZRANGEBYSCORE', K_FREE, lo, top)
+  for _, id in ipairs(redis.call('ZRANGEBYSCORE', K_CLAIMED, lo, top)) do ids[#ids + 1] = id end
+  local expired = {}
+  for first = 1, #ids, 1000 do
+    local chunk = {}
+    for i = first, math.min(first + 999, #ids) do chunk[#chunk + 1] = ids[i] end
+    local raws = redis.call('HMGET', K_INFO, unpack(chunk))
+    for i, id in ipairs(chunk) do
+      if not raws[i] or cmsgpack.unpack(raws[i])[EXPIRES] <= now then expired[#expired + 1] = id end
+    end
+  end
+  remove_messages(expired)
+  return #expired, top - lo + 1
+end
+
+-- Removes expired messages (looking at up to about `budget` of them) and
+-- reaps up to `budget` expired claims. Returns how many of each were handled.
 local function sweep(now, budget)
-  local ids = redis.call('ZRANGEBYSCORE', K_EXP, '-inf', now, 'LIMIT', 0, budget)
-  for _, id in ipairs(ids) do remove_message(id) end
+  local due = redis.call('ZRANGEBYSCORE', K_EXP, '-inf', now, 'WITHSCORES', 'LIMIT', 0, budget)
+  local removed, left = 0, budget
+  for i = 1, #due, 2 do
+    if left <= 0 then break end
+    local member = due[i]
+    if string.byte(member, 1) == 126 then
+      local gone, looked = sweep_group(member, due[i + 1], now, left)
+      removed, left = removed + gone, left - looked
+    else
+      remove_message(member)
+      removed, left = removed + 1, left - 1
+    end
+  end
   local cids = redis.call('ZRANGEBYSCORE', K_CEXP, '-inf', now, 'LIMIT', 0, budget)
   for _, cid in ipairs(cids) do drop_claim(cid) end
-  return #ids, #cids
+  return removed, #cids
+end
+
+-- Whether expired messages are still waiting for the sweep.
+local function expiry_due(now)
+  return #redis.call('ZRANGEBYSCORE', K_EXP, '-inf', now, 'LIMIT', 0, 1) > 0
 end
 
 -- Appends the client representation of a message to `out`:

@@ -17,7 +17,7 @@ local picked, picked_info = {}, {}
 local scanned, last_pos, exhausted = 0, after, 0
 while #picked < limit do
   if scanned >= budget then break end
-  local batch = redis.call('ZRANGEBYSCORE', K_MSGS, min, '+inf', 'WITHSCORES', 'LIMIT', 0, 100)
+  local batch = positions(min, 100, false)
   if #batch == 0 then exhausted = 1 break end
   local ids = {}
   for i = 1, #batch, 2 do ids[#ids + 1] = batch[i] end

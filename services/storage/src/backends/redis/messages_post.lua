@@ -68,16 +68,28 @@ if math.floor(last / 8) > math.floor((last - total) / 8) then sweep(now, 20) end
 
 -- Writes go out in bulk commands of at most CHUNK messages.
 local CHUNK = 500
-local infos, bodies, msgs, free, exp = {}, {}, {}, {}, {}
+local infos, bodies, free = {}, {}, {}
 local function flush()
   if #infos == 0 then return end
   redis.call('HSET', K_INFO, unpack(infos))
   redis.call('HSET', K_BODY, unpack(bodies))
-  redis.call('ZADD', K_MSGS, unpack(msgs))
   redis.call('ZADD', K_FREE, unpack(free))
-  redis.call('ZADD', K_EXP, unpack(exp))
-  infos, bodies, msgs, free, exp = {}, {}, {}, {}, {}
+  infos, bodies, free = {}, {}, {}
 end
+-- Expiry is filed per run of consecutive positions sharing one expiry.
+local groups, group_lo, group_exp = {}, nil, nil
+local function close_group(hi)
+  if group_lo then
+    groups[#groups + 1] = group_exp
+    groups[#groups + 1] = '~' .. group_lo .. '-' .. hi
+  end
+end
+-- An info record is the msgpack array {pos, created, expires, ttl, visible,
+-- client, claim, claim_expires, claim_count}: the array header, the packed
+-- position, then the other fields, packed once per distinct (ttl, delay) of a
+-- batch (cmsgpack.pack of several values is the concatenation of each).
+local HEADER = '\153'
+local tail_key, tail_ttl, tail_delay, tail = nil, nil, nil, nil
 local pos = last - total
 local subs = nil
 local queued = 0
@@ -93,17 +105,21 @@ for _, batch in ipairs(accepted) do
     local delay = delays[k] or 0
     pos = pos + 1
     local expires = now + ttl * 1000
+    if tail_key ~= client or tail_ttl ~= ttl or tail_delay ~= delay then
+      tail_key, tail_ttl, tail_delay = client, ttl, delay
+      tail = cmsgpack.pack(now, expires, ttl, now + delay * 1000, client, '', 0, 0)
+    end
     local m = #infos
     infos[m + 1] = id
-    infos[m + 2] = cmsgpack.pack({pos, now, expires, ttl, now + delay * 1000, client, '', 0, 0})
+    infos[m + 2] = HEADER .. cmsgpack.pack(pos) .. tail
     bodies[m + 1] = id
     bodies[m + 2] = body
-    msgs[m + 1] = pos
-    msgs[m + 2] = id
     free[m + 1] = pos
     free[m + 2] = id
-    exp[m + 1] = expires
-    exp[m + 2] = id
+    if expires ~= group_exp then
+      close_group(pos - 1)
+      group_lo, group_exp = pos, expires
+    end
     if #infos >= CHUNK * 2 then flush() end
     if notified then
       if delay_default then notified[k] = {ttl, delay, body} else notified[k] = {ttl, -1, body} end
@@ -126,5 +142,9 @@ for _, batch in ipairs(accepted) do
   end
 end
 flush()
+close_group(pos)
+for first = 1, #groups, 1000 do
+  redis.call('ZADD', K_EXP, unpack(groups, first, math.min(first + 999, #groups)))
+end
 reply[2] = queued
 return reply

@@ -2,22 +2,30 @@
 -- are {id, age, created} or absent when the queue holds no live message.
 local now = now_ms()
 if not queue_exists() then return {0, 0, 0} end
-sweep(now, 100)
-local total = redis.call('ZCOUNT', K_EXP, '(' .. now, '+inf')
-local claimed = redis.call('ZCOUNT', K_CLAIMED, '(' .. now, '+inf')
+-- Expired messages leave first (bounded: a backlog beyond ~10,000 messages
+-- is counted until the sweeper reaches it).
+for _ = 1, 10 do
+  sweep(now, 1000)
+  if not expiry_due(now) then break end
+end
+-- Messages of claims that ended go back to the free set first, so the
+-- claimed set holds only messages under an active claim.
+for _ = 1, 10 do
+  local cids = redis.call('ZRANGEBYSCORE', K_CEXP, '-inf', now, 'LIMIT', 0, 1000)
+  if #cids == 0 then break end
+  for _, cid in ipairs(cids) do drop_claim(cid) end
+end
+local claimed = redis.call('ZCARD', K_CLAIMED)
+local total = claimed + redis.call('ZCARD', K_FREE)
 local out = {1, claimed, total}
 if total == 0 then return out end
 -- Walks from one end, dropping expired messages met on the way.
 local function first_live(reverse)
   while true do
-    local ids
-    if reverse then
-      ids = redis.call('ZREVRANGE', K_MSGS, 0, 99)
-    else
-      ids = redis.call('ZRANGE', K_MSGS, 0, 99)
-    end
-    if #ids == 0 then return nil end
-    for _, id in ipairs(ids) do
+    local found = positions('-inf', 100, reverse)
+    if #found == 0 then return nil end
+    for i = 1, #found, 2 do
+      local id = found[i]
       local m = load_info(id)
       if m and m[EXPIRES] > now then return id, m end
       remove_message(id)
