@@ -771,19 +771,28 @@ impl Backend for RedisBackend {
                     NotifyMode::Confirmed => "confirmed",
                 })
                 .arg(batch.messages.len());
+            // Shared ttl and delay go once in the batch header.
+            let setting = |value: Option<i64>| value.map(|v| v.to_string()).unwrap_or_default();
+            let shared = batch.messages.first().and_then(|first| {
+                batch
+                    .messages
+                    .iter()
+                    .all(|m| m.ttl == first.ttl && m.delay == first.delay)
+                    .then_some((first.ttl, first.delay))
+            });
+            match shared {
+                Some((ttl, delay)) => invocation.arg(setting(ttl)).arg(setting(delay)),
+                None => invocation.arg("*").arg("*"),
+            };
             let mut batch_ids = Vec::with_capacity(batch.messages.len());
             for message in &batch.messages {
                 let id = new_id();
-                invocation
-                    .arg(&id)
-                    .arg(&message.body)
-                    .arg(message.ttl.map(|ttl| ttl.to_string()).unwrap_or_default())
-                    .arg(
-                        message
-                            .delay
-                            .map(|delay| delay.to_string())
-                            .unwrap_or_default(),
-                    );
+                invocation.arg(&id).arg(&message.body);
+                if shared.is_none() {
+                    invocation
+                        .arg(setting(message.ttl))
+                        .arg(setting(message.delay));
+                }
                 batch_ids.push(id);
             }
             ids.push(batch_ids);

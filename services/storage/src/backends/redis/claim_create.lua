@@ -13,9 +13,10 @@ if not queue_exists() then
   for k = 1, claims do out[k + 1] = 0 end
   return out
 end
-sweep(now, 20)
+sweep_messages(now, 20)
 reap_claims(now)
-local mcc, dlq, dlq_ttl = num_setting('mcc'), redis.call('HGET', K_Q, 'dlq'), num_setting('dlqttl')
+local settings = redis.call('HMGET', K_Q, 'mcc', 'dlq', 'dlqttl')
+local mcc, dlq, dlq_ttl = tonumber(settings[1] or ''), settings[2], tonumber(settings[3] or '')
 local dead_active = mcc ~= nil and dlq and dlq ~= ''
 local out = {0}
 local moved = 0

@@ -163,9 +163,9 @@ local function sweep_group(member, score, now, budget)
   return #expired, top - lo + 1
 end
 
--- Removes expired messages (looking at up to about `budget` of them) and
--- reaps up to `budget` expired claims. Returns how many of each were handled.
-local function sweep(now, budget)
+-- Removes expired messages, looking at up to about `budget` of them.
+-- Returns how many it removed.
+local function sweep_messages(now, budget)
   local due = redis.call('ZRANGEBYSCORE', K_EXP, '-inf', now, 'WITHSCORES', 'LIMIT', 0, budget)
   local removed, left = 0, budget
   for i = 1, #due, 2 do
@@ -179,9 +179,20 @@ local function sweep(now, budget)
       removed, left = removed + 1, left - 1
     end
   end
+  return removed
+end
+
+-- Reaps up to `budget` expired claims; returns how many.
+local function reap(now, budget)
   local cids = redis.call('ZRANGEBYSCORE', K_CEXP, '-inf', now, 'LIMIT', 0, budget)
   for _, cid in ipairs(cids) do drop_claim(cid) end
-  return removed, #cids
+  return #cids
+end
+
+-- Removes expired messages (looking at up to about `budget` of them) and
+-- reaps up to `budget` expired claims. Returns how many of each were handled.
+local function sweep(now, budget)
+  return sweep_messages(now, budget), reap(now, budget)
 end
 
 -- Whether expired messages are still waiting for the sweep.

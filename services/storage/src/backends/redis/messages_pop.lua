@@ -2,7 +2,7 @@
 -- unclaimed messages.
 local now = now_ms()
 if not queue_exists() then return {} end
-sweep(now, 20)
+sweep_messages(now, 20)
 reap_claims(now)
 local limit = tonumber(ARGV[1])
 local taken, taken_info = {}, {}

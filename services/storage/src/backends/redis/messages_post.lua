@@ -2,7 +2,9 @@
 -- coalesced by the caller), each accepted or rejected on its own.
 -- ARGV: default ttl, max delay, global max post size, then per batch:
 --   client, request size, notify ('' = nobody, 'all', 'confirmed'), count n,
---   then per message: id, body, ttl ('' = default), delay ('' = default).
+--   ttl and delay of every message ('' = default; '*' for both when they
+--   differ between messages), then per message: id, body, and with '*' its
+--   own ttl and delay ('' = default).
 -- Creates the queue if missing (also when every batch is then rejected).
 -- Accepted batches get consecutive positions in ARGV order; each queues one
 -- delivery record per notified subscription, due now.
@@ -36,18 +38,28 @@ local at = 4
 while at <= #ARGV do
   local start = at
   local size, n = tonumber(ARGV[start + 1]), tonumber(ARGV[start + 3])
-  local first = start + 4
-  at = first + n * 4
+  local ttl_arg, delay_arg = ARGV[start + 4], ARGV[start + 5]
+  local stride = 2
+  if ttl_arg == '*' then stride = 4 end
+  local first = start + 6
+  at = first + n * stride
   local status = 'ok'
   if effective and size > effective then status = 'too_large' end
-  local delays = {}
+  -- Delays count only on a delay queue; `delays[k]` (or `delay_all`) is the
+  -- k-th message's.
+  local delays, delay_all = {}, 0
   if status == 'ok' and delay_default then
     for k = 1, n do
-      local given = ARGV[first + (k - 1) * 4 + 3]
+      local given = delay_arg
+      if stride == 4 then given = ARGV[first + (k - 1) * 4 + 3] end
       local delay = delay_default
       if given ~= '' then delay = tonumber(given) end
       if delay < 0 or delay > max_delay then
         status = 'bad_delay'
+        break
+      end
+      if stride == 2 then
+        delay_all = delay
         break
       end
       delays[k] = delay
@@ -55,7 +67,9 @@ while at <= #ARGV do
   end
   reply[#reply + 1] = status
   if status == 'ok' then
-    accepted[#accepted + 1] = {first, n, ARGV[start], ARGV[start + 2], delays}
+    local ttl_all = ttl_default
+    if stride == 2 and ttl_arg ~= '' then ttl_all = tonumber(ttl_arg) end
+    accepted[#accepted + 1] = {first, n, ARGV[start], ARGV[start + 2], delays, stride, ttl_all, delay_all}
     total = total + n
   end
 end
@@ -95,14 +109,18 @@ local subs = nil
 local queued = 0
 for _, batch in ipairs(accepted) do
   local first, n, client, notify, delays = batch[1], batch[2], batch[3], batch[4], batch[5]
+  local stride, ttl_all, delay_all = batch[6], batch[7], batch[8]
   local notified = nil
   if notify ~= '' then notified = {} end
   for k = 1, n do
-    local base = first + (k - 1) * 4
+    local base = first + (k - 1) * stride
     local id, body = ARGV[base], ARGV[base + 1]
-    local ttl = ttl_default
-    if ARGV[base + 2] ~= '' then ttl = tonumber(ARGV[base + 2]) end
-    local delay = delays[k] or 0
+    local ttl, delay = ttl_all, delay_all
+    if stride == 4 then
+      ttl = ttl_default
+      if ARGV[base + 2] ~= '' then ttl = tonumber(ARGV[base + 2]) end
+      delay = delays[k] or 0
+    end
     pos = pos + 1
     local expires = now + ttl * 1000
     if tail_key ~= client or tail_ttl ~= ttl or tail_delay ~= delay then

@@ -35,6 +35,5 @@ end
 
 -- Reaps every expired claim (bounded) so their messages are free again.
 local function reap_claims(now)
-  local cids = redis.call('ZRANGEBYSCORE', K_CEXP, '-inf', now, 'LIMIT', 0, 1000)
-  for _, cid in ipairs(cids) do drop_claim(cid) end
+  reap(now, 1000)
 end
