@@ -136,20 +136,7 @@ pub fn check_top_level(text: &str) -> ApiResult<()> {
 /// literal outside strings does not fit in 64 signed bits.
 pub fn check_integers(text: &str) -> ApiResult<()> {
     // Fast path: no run of 19 digits means every integer fits.
-    let mut run = 0usize;
-    let mut long_run = false;
-    for byte in text.bytes() {
-        if byte.is_ascii_digit() {
-            run += 1;
-            if run >= 19 {
-                long_run = true;
-                break;
-            }
-        } else {
-            run = 0;
-        }
-    }
-    if !long_run {
+    if !has_digit_run(text.as_bytes(), 19) {
         return Ok(());
     }
     let bytes = text.as_bytes();
@@ -188,6 +175,33 @@ pub fn check_integers(text: &str) -> ApiResult<()> {
     Ok(())
 }
 
+/// Whether `bytes` holds a run of at least `len` (> 0) ASCII digits. Only
+/// every `len`-th byte is probed until one is a digit: a run that long
+/// covers a probe, so text without such runs is skipped `len` bytes at a time.
+fn has_digit_run(bytes: &[u8], len: usize) -> bool {
+    let mut probe = len.saturating_sub(1);
+    while probe < bytes.len() {
+        if !bytes[probe].is_ascii_digit() {
+            probe += len;
+            continue;
+        }
+        let mut start = probe;
+        while start > 0 && bytes[start - 1].is_ascii_digit() {
+            start -= 1;
+        }
+        let mut end = probe + 1;
+        while end < bytes.len() && bytes[end].is_ascii_digit() {
+            end += 1;
+        }
+        if end - start >= len {
+            return true;
+        }
+        // bytes[end] is not a digit: the next long run starts after it.
+        probe = end + len;
+    }
+    false
+}
+
 /// Reads a JSON integer the way Zaqar does: integers, and booleans as 0/1.
 pub fn json_int(value: &Value) -> Option<i64> {
     match value {
@@ -208,6 +222,47 @@ pub fn wrong_type(field: &str, python_type: &str) -> ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The probing scan agrees with a plain count on every mix of digits
+    /// and other bytes around the threshold.
+    #[test]
+    fn digit_runs_are_found_wherever_they_sit() {
+        let naive = |bytes: &[u8], len: usize| {
+            let mut run = 0;
+            bytes.iter().any(|byte| {
+                run = if byte.is_ascii_digit() { run + 1 } else { 0 };
+                run >= len
+            })
+        };
+        // Deterministic pseudo-random texts of digits and letters.
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        for case in 0..20_000 {
+            let size = case % 90;
+            let digit_bias = case % 7;
+            let text: Vec<u8> = (0..size)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    if seed % 8 < digit_bias as u64 + 1 {
+                        b'7'
+                    } else {
+                        b'x'
+                    }
+                })
+                .collect();
+            for len in [1, 2, 5, 19] {
+                assert_eq!(
+                    has_digit_run(&text, len),
+                    naive(&text, len),
+                    "{:?} {len}",
+                    String::from_utf8_lossy(&text)
+                );
+            }
+        }
+        assert!(has_digit_run(b"{\"n\": 1234567890123456789}", 19));
+        assert!(!has_digit_run(b"{\"n\": 123456789012345678}", 19));
+    }
 
     #[test]
     fn top_level_must_be_object_or_array() {
