@@ -49,7 +49,7 @@
 # by its PID (SIGTERM, SIGKILL after 10 s), front first. The work directory
 # (mktemp under TMPDIR) is removed on success and kept (path printed) on
 # failure. Redis (no persistence) keeps every posted message until the end:
-# about 1 GB of RSS after the default 3 rounds of 10 s. The default run takes
+# about 2.5 GB of RSS after the default 3 rounds of 10 s. The default run takes
 # about 5-6 minutes.
 #
 # ---------------------------------------------------------------------------
