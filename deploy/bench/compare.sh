@@ -7,8 +7,10 @@
 #
 # Usage: deploy/bench/compare.sh [--rounds N] [--duration D] [--keep] [--help]
 #
-# Scenarios (64 connections each, fresh queue names every run, nothing flushed
-# between runs), run alternately ours, theirs, ours, theirs... per round:
+# Scenarios (64 connections each, fresh queue names every run; before each
+# run both sides' databases are flushed, so every run starts on an empty
+# Redis, see KEEP_DATA), run alternately ours, theirs, ours, theirs... per
+# round:
 #   post1    zaqar bench --producers 64 --batch 1  --message-size 256
 #   post10   zaqar bench --producers 64 --batch 10 --message-size 256
 #   consume  zaqar bench --consumers 64 --claim 10 --prefill N
@@ -19,6 +21,11 @@
 #            an earlier consume rate), at least 1000: the consumers must never
 #            run dry. A run that consumed >= 90% of its prefill is flagged in
 #            the notes. Override with PREFILL_OURS / PREFILL_THEIRS.)
+#   paced-post1    post1 at a fixed offered load: --rate PACED_POSTS (400/s)
+#   paced-consume  consume at a fixed load: --rate PACED_CLAIMS (40 claims of
+#            10 per second), prefill 2 x duration x 10 x PACED_CLAIMS
+#            (both well inside what either side sustains, so the two are
+#            compared at equal load; PACED_POSTS=0 / PACED_CLAIMS=0 skip them)
 # then, per round, the Redis ceiling (see "Redis ceiling" below).
 #
 # Output (stdout): a table of medians over the rounds, ours vs theirs, their
@@ -40,16 +47,23 @@
 #   THEIR_WORKERS     gunicorn workers (default 2)
 #   THEIR_THREADS     gunicorn threads per worker (default 8)
 #   PREFILL_OURS, PREFILL_THEIRS  fixed consume prefill (default: adaptive)
+#   PACED_POSTS       posts/s offered in paced-post1 (default 400; 0 skips it)
+#   PACED_CLAIMS      claims/s offered in paced-consume (default 40; 0 skips it)
 #   CEILING_SECONDS   about how long each redis-benchmark run lasts (default 3)
 #   KEEP=1            keep the work directory (logs, raw JSON) even on success
+#   KEEP_DATA=1       do not flush DB 0 and DB 1 before each run: later runs
+#                     then work on a Redis holding every earlier run's
+#                     messages (a post run leaves up to ~700k messages, ~400 MB;
+#                     our posts of 10 measured 73k msg/s on an empty Redis
+#                     and 65k once it held 1.5 GB)
 #
 # Processes: one redis-server, gunicorn (+ its workers), zaqar storage, zaqar
 # api and an RSS sampler, all on 127.0.0.1 and free ports (ours bind port 0
 # and print `listening on ADDR`). On exit, however it happens, each is stopped
 # by its PID (SIGTERM, SIGKILL after 10 s), front first. The work directory
 # (mktemp under TMPDIR) is removed on success and kept (path printed) on
-# failure. Redis (no persistence) keeps every posted message until the end:
-# about 2.5 GB of RSS after the default 3 rounds of 10 s. The default run takes
+# failure. Redis has no persistence; with KEEP_DATA=1 it keeps every posted
+# message until the end (~2.5 GB of RSS after 3 rounds). The default run takes
 # about 5-6 minutes.
 #
 # ---------------------------------------------------------------------------
@@ -147,8 +161,9 @@ usage: deploy/bench/compare.sh [--rounds N] [--duration D] [--keep] [--help]
 Compares our Zaqar (zaqar api + zaqar storage on Redis) with OpenStack Zaqar
 $ZAQAR_VERSION (gunicorn, Redis driver) on this machine, with \`zaqar bench\`:
 post batch 1, post batch 10 and consume (claim 10 + delete), 64 connections,
-alternating ours/theirs, plus the raw Redis ceiling (redis-benchmark).
-Prints a table of medians; the last line is \`ratio post=X consume=Y\`.
+alternating ours/theirs, each run on an empty Redis database, plus the raw
+Redis ceiling (redis-benchmark). Prints a table of medians; the last line is
+\`ratio post=X consume=Y\`.
 
   --rounds N     rounds (default \$ROUNDS or 3)
   --duration D   measured time per run, e.g. 10s (default \$DURATION or 10s)
@@ -156,14 +171,16 @@ Prints a table of medians; the last line is \`ratio post=X consume=Y\`.
   -h, --help     this help
 
 Environment: ROUNDS, DURATION, CONNECTIONS, ZAQAR_BIN, ZAQAR_BENCH_VENV,
-THEIR_WORKERS, THEIR_THREADS, PREFILL_OURS, PREFILL_THEIRS, CEILING_SECONDS,
-KEEP=1. See the comments at the top of this script.
+THEIR_WORKERS, THEIR_THREADS, PREFILL_OURS, PREFILL_THEIRS, PACED_POSTS,
+PACED_CLAIMS, CEILING_SECONDS, KEEP=1, KEEP_DATA=1. See the comments at the top of this script.
 EOF
 }
 
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-10s}
 CONNECTIONS=${CONNECTIONS:-64}
+PACED_POSTS=${PACED_POSTS:-400}
+PACED_CLAIMS=${PACED_CLAIMS:-40}
 THEIR_WORKERS=${THEIR_WORKERS:-2}
 THEIR_THREADS=${THEIR_THREADS:-8}
 CEILING_SECONDS=${CEILING_SECONDS:-3}
@@ -469,9 +486,21 @@ run_bench() {
     post1) args+=(--producers "$CONNECTIONS" --batch 1) ;;
     post10) args+=(--producers "$CONNECTIONS" --batch 10) ;;
     consume) args+=(--consumers "$CONNECTIONS" --claim "$CLAIM" --batch 10 --prefill "$prefill") ;;
+    paced-post1) args+=(--producers "$CONNECTIONS" --batch 1 --rate "$PACED_POSTS") ;;
+    paced-consume)
+        args+=(--consumers "$CONNECTIONS" --claim "$CLAIM" --batch 10 --rate "$PACED_CLAIMS"
+            --prefill "$(python3 -c 'import sys; print(int(2 * float(sys.argv[1]) * 10 * float(sys.argv[2])) + 1000)' "$DURATION_S" "$PACED_CLAIMS")")
+        ;;
     esac
     log "round $round/$ROUNDS: $side $scenario${5:+ (prefill $prefill)}"
     check_alive "$REDIS_PID" redis-server "$WORK/redis.log"
+    if [ "${KEEP_DATA:-0}" != 1 ]; then
+        # Every run starts on an empty Redis: theirs (DB 0) and ours (DB 1).
+        for db in 0 1; do
+            [ "$(redis-cli -p "$REDIS_PORT" -n "$db" FLUSHDB SYNC)" = OK ] ||
+                die "cannot flush Redis DB $db before the run"
+        done
+    fi
     if [ "$side" = ours ]; then
         check_alive "$STORAGE_PID" "zaqar storage" "$WORK/storage.log"
         check_alive "$API_PID" "zaqar api" "$WORK/api.log"
@@ -576,7 +605,7 @@ load_ceiling_scripts
 start_bg rss-sampler "$WORK/rss-sampler.log" python3 "$HELPER" rss-sample "$RES/rss" \
     "ours-api=$API_PID" "ours-storage=$STORAGE_PID" "theirs=$THEIR_PID+" "redis=$REDIS_PID"
 
-log "$ROUNDS round(s) of 3 scenarios x 2 sides, $DURATION each, $CONNECTIONS connections"
+log "$ROUNDS round(s) of 5 scenarios x 2 sides, $DURATION each, $CONNECTIONS connections"
 for ((round = 1; round <= ROUNDS; round++)); do
     for scenario in post1 post10; do
         run_bench ours "$OUR_URL" "$scenario" "$round"
@@ -587,6 +616,11 @@ for ((round = 1; round <= ROUNDS; round++)); do
         prefill=$(prefill_for "$side" "$round")
         run_bench "$side" "$url" consume "$round" "$prefill"
         check_dry "$side" "$round" "$prefill"
+    done
+    for side in ours theirs; do
+        if [ "$side" = ours ]; then url=$OUR_URL; else url=$THEIR_URL; fi
+        [ "$PACED_POSTS" = 0 ] || run_bench "$side" "$url" paced-post1 "$round"
+        [ "$PACED_CLAIMS" = 0 ] || run_bench "$side" "$url" paced-consume "$round"
     done
     ceiling_round "$round"
 done

@@ -28,6 +28,8 @@ import sys
 import time
 
 SCENARIOS = ("post1", "post10", "consume")
+# Runs at a fixed offered load (`zaqar bench --rate`), for latency at equal load.
+PACED = ("paced-post1", "paced-consume")
 
 
 def seconds(text):
@@ -157,7 +159,7 @@ def fmt(value, digits=0):
 def report(base, rounds):
     runs = {}  # (side, scenario) -> [json per round]
     for side in ("ours", "theirs"):
-        for scenario in SCENARIOS:
+        for scenario in SCENARIOS + PACED:
             found = []
             for r in range(1, rounds + 1):
                 path = os.path.join(base, side, scenario, f"r{r}.json")
@@ -193,6 +195,24 @@ def report(base, rounds):
         ("delete    p50 ms", "consume", ("operations.delete.latency_ms.p50",), 2, None),
         ("delete    p99 ms", "consume", ("operations.delete.latency_ms.p99",), 2, None),
     ]
+    paced = {}
+    for scenario in PACED:
+        runs_of = runs["ours", scenario] + runs["theirs", scenario]
+        paced[scenario] = next((first(run, "settings.rate") for run in runs_of), None)
+    if paced["paced-post1"]:
+        rate = fmt(paced["paced-post1"])
+        rows += [
+            (f"post b1 at {rate}/s  msg/s", "paced-post1", post_rate, 1, None),
+            (f"post b1 at {rate}/s  p50 ms", "paced-post1", ("operations.post.latency_ms.p50",), 2, None),
+            (f"post b1 at {rate}/s  p99 ms", "paced-post1", ("operations.post.latency_ms.p99",), 2, None),
+        ]
+    if paced["paced-consume"]:
+        rate = fmt(paced["paced-consume"])
+        rows += [
+            (f"claim at {rate}/s  msg/s", "paced-consume", consume_rate, 1, None),
+            (f"claim at {rate}/s  p50 ms", "paced-consume", ("operations.claim.latency_ms.p50",), 2, None),
+            (f"claim at {rate}/s  p99 ms", "paced-consume", ("operations.claim.latency_ms.p99",), 2, None),
+        ]
     ratios = {}
     table = []
     for label, scenario, keys, digits, ceiling in rows:
@@ -203,7 +223,7 @@ def report(base, rounds):
             ratios[scenario] = ratio
         table.append((label, fmt(ours, digits), fmt(theirs, digits),
                       "-" if ratio is None else f"{ratio:.2f}", fmt(ceiling)))
-    for scenario in SCENARIOS:
+    for scenario in SCENARIOS + tuple(name for name in PACED if paced[name]):
         table.append((f"errors {scenario}", fmt(median([errors(x) for x in runs["ours", scenario]])),
                       fmt(median([errors(x) for x in runs["theirs", scenario]])), "", ""))
 
@@ -221,7 +241,10 @@ def report(base, rounds):
     print("(ratio = ours/theirs: above 1 is better for msg/s, below 1 for latency.")
     print(" redis ceiling = redis-benchmark of Lua scripts doing the Redis work of a post")
     print(" of 1 / 10 messages, and of a claim of 10 for consume: the claim alone,")
-    print(" without the delete each consumed message also needs; see compare.sh.)")
+    print(" without the delete each consumed message also needs; see compare.sh.")
+    print(" \"at N/s\" rows: both sides offered the same fixed load, N posts or claims")
+    print(" of 10 per second over the same connections; latency counts from when each")
+    print(" request was due.)")
     print()
     print("per round (msg/s, ours / theirs):")
     for scenario in SCENARIOS:

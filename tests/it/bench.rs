@@ -46,3 +46,39 @@ fn bench_without_a_role_is_refused() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("nothing to run"));
 }
+
+/// `--rate` paces the whole load: posts and claim rounds never exceed the
+/// rate over the run (unpaced, the same workers do hundreds per second),
+/// and paced consumers still verify exactly-once delivery.
+#[test]
+fn paced_bench_keeps_to_its_rate() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = ApiNode::standalone_in(dir.path(), &[]).unwrap();
+    let output = Command::new(zaqar_bin())
+        .args(["bench", "--url", &node.url(), "--rate", "40"])
+        .args(["--producers", "2", "--consumers", "2", "--batch", "2"])
+        .args(["--duration", "2s", "--verify", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "bench failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["settings"]["rate"], 40.0, "{}", report["settings"]);
+    let posts = report["operations"]["post"]["requests"].as_u64().unwrap();
+    let claims = report["operations"]["claim"]["requests"].as_u64().unwrap();
+    // 4 workers at 40/s in total: one operation per worker every 100 ms,
+    // so at most 20 per worker in 2 s.
+    assert!(posts > 0 && posts <= 40, "{posts} posts");
+    assert!(claims > 0 && claims <= 40, "{claims} claims");
+    assert_eq!(report["verify"]["passed"], true, "{}", report["verify"]);
+    let refused = Command::new(zaqar_bin())
+        .args(["bench", "--url", &node.url(), "--producers", "1"])
+        .arg("--rate=-1")
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--rate"));
+}

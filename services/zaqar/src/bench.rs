@@ -61,6 +61,13 @@ pub struct BenchArgs {
     /// Messages posted before the measured phase (not measured).
     #[arg(long, default_value_t = 0)]
     pub prefill: usize,
+    /// Paces the load to about this many operations per second in total
+    /// (posts, claim-and-delete rounds, listings), spread evenly over the
+    /// workers; 0 (the default) runs every worker back to back. A worker
+    /// that falls behind its pace counts latency from when the operation was
+    /// due, so a server that cannot keep up shows its queueing delay.
+    #[arg(long, default_value_t = 0.0)]
+    pub rate: f64,
     /// Prints the report as one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -86,6 +93,9 @@ impl BenchArgs {
         }
         if self.duration.is_zero() {
             bail!("--duration must be positive");
+        }
+        if !self.rate.is_finite() || self.rate < 0.0 {
+            bail!("--rate must be a non-negative number of operations per second");
         }
         Ok(())
     }

@@ -194,13 +194,15 @@ impl Target {
 
     /// Claims once on `queue` and deletes what it got; returns how many
     /// messages the claim held.
+    /// Claims, then deletes each claimed message; the claim's latency
+    /// counts from `started`.
     async fn consume_once(
         &self,
         connection: &mut Connection,
         queue: &str,
         tally: &mut Tally,
+        started: Instant,
     ) -> usize {
-        let started = Instant::now();
         let claimed = self.claim(connection, queue).await;
         let count = claimed.as_ref().map_or(0, Vec::len);
         tally.op("claim").record(
@@ -271,13 +273,20 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<Report> {
         (Role::Observer, args.observers),
     ];
     let mut index = 0;
+    let total_workers = args.producers + args.consumers + args.observers;
     for (role, count) in roles {
         for _ in 0..count {
             let target = target.clone();
             let requests = requests.clone();
             let connection = target.connection()?;
+            let pace = Pace::new(args.rate, total_workers, index, started);
             workers.push(tokio::spawn(worker(
-                target, connection, role, index, deadline, requests,
+                target,
+                connection,
+                role,
+                index,
+                (pace, deadline),
+                requests,
             )));
             index += 1;
         }
@@ -321,7 +330,7 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<Report> {
             "queues": args.queues, "producers": args.producers, "consumers": args.consumers,
             "observers": args.observers, "batch": args.batch, "claim": args.claim,
             "message_size": args.message_size, "duration_s": args.duration.as_secs_f64(),
-            "prefill": args.prefill,
+            "prefill": args.prefill, "rate": args.rate,
         }),
         operations,
         verify,
@@ -335,22 +344,71 @@ enum Role {
     Observer,
 }
 
+/// When a worker's operations are due: back to back, or one every
+/// `interval` from `first`.
+#[derive(Clone, Copy)]
+struct Pace {
+    first: Instant,
+    interval: Option<Duration>,
+}
+
+impl Pace {
+    /// The pace of worker `index` of `workers` for `rate` operations per
+    /// second in total (0 = unpaced), starting at `start`: workers are
+    /// staggered evenly over one interval.
+    fn new(rate: f64, workers: usize, index: usize, start: Instant) -> Pace {
+        if rate <= 0.0 || workers == 0 {
+            return Pace {
+                first: start,
+                interval: None,
+            };
+        }
+        let interval = Duration::from_secs_f64(workers as f64 / rate);
+        Pace {
+            first: start + interval.mul_f64(index as f64 / workers as f64),
+            interval: Some(interval),
+        }
+    }
+
+    /// Waits until operation `n` (from 0) is due and returns when its
+    /// latency counts from: the moment it is sent when the worker is on
+    /// time (the timer's millisecond slack is not the server's), its due
+    /// time when the worker is behind (the server held it up). Unpaced: now.
+    async fn due(&self, n: u32) -> Instant {
+        let Some(interval) = self.interval else {
+            return Instant::now();
+        };
+        let due = self.first + interval * n;
+        if due > Instant::now() {
+            tokio::time::sleep_until(due.into()).await;
+            Instant::now()
+        } else {
+            due
+        }
+    }
+}
+
 async fn worker(
     target: Arc<Target>,
     mut connection: Connection,
     role: Role,
     index: usize,
-    deadline: Instant,
+    (pace, deadline): (Pace, Instant),
     requests: Arc<AtomicU64>,
 ) -> Tally {
     let mut tally = Tally::default();
     let mut turn = index;
-    while Instant::now() < deadline {
+    let mut n = 0u32;
+    loop {
+        let started = pace.due(n).await;
+        n = n.saturating_add(1);
+        if started >= deadline || Instant::now() >= deadline {
+            break;
+        }
         let queue = &target.queues[turn % target.queues.len()];
         turn += 1;
         match role {
             Role::Producer => {
-                let started = Instant::now();
                 let posted = target.post(&mut connection, queue).await;
                 requests.fetch_add(1, Ordering::Relaxed);
                 let outcome = posted.map(|(count, ids)| {
@@ -361,16 +419,15 @@ async fn worker(
             }
             Role::Consumer => {
                 let got = target
-                    .consume_once(&mut connection, queue, &mut tally)
+                    .consume_once(&mut connection, queue, &mut tally, started)
                     .await;
                 requests.fetch_add(1 + got as u64, Ordering::Relaxed);
-                if got == 0 {
+                if got == 0 && pace.interval.is_none() {
                     // Nothing to do on this queue: do not spin.
                     tokio::time::sleep(Duration::from_millis(5)).await;
                 }
             }
             Role::Observer => {
-                let started = Instant::now();
                 let listed = target.list(&mut connection, queue).await;
                 requests.fetch_add(1, Ordering::Relaxed);
                 tally.op("list").record(started.elapsed(), listed);
@@ -450,7 +507,7 @@ async fn drain(target: &Arc<Target>, tasks: usize) -> Tally {
                 let mut got = 0;
                 for queue in &target.queues {
                     got += target
-                        .consume_once(&mut connection, queue, &mut tally)
+                        .consume_once(&mut connection, queue, &mut tally, Instant::now())
                         .await;
                 }
                 empty_passes = if got == 0 { empty_passes + 1 } else { 0 };
