@@ -243,8 +243,8 @@ def report(base, rounds):
     print(" of 1 / 10 messages, and of a claim of 10 for consume: the claim alone,")
     print(" without the delete each consumed message also needs; see compare.sh.")
     print(" \"at N/s\" rows: both sides offered the same fixed load, N posts or claims")
-    print(" of 10 per second over the same connections; latency counts from when each")
-    print(" request was due.)")
+    print(" of 10 per second over the same connections; latency counts from when a")
+    print(" request was sent, or was due when that side had fallen behind.)")
     print()
     print("per round (msg/s, ours / theirs):")
     for scenario in SCENARIOS:
