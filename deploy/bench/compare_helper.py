@@ -199,20 +199,18 @@ def report(base, rounds):
     for scenario in PACED:
         runs_of = runs["ours", scenario] + runs["theirs", scenario]
         paced[scenario] = next((first(run, "settings.rate") for run in runs_of), None)
-    if paced["paced-post1"]:
-        rate = fmt(paced["paced-post1"])
-        rows += [
-            (f"post b1 at {rate}/s  msg/s", "paced-post1", post_rate, 1, None),
-            (f"post b1 at {rate}/s  p50 ms", "paced-post1", ("operations.post.latency_ms.p50",), 2, None),
-            (f"post b1 at {rate}/s  p99 ms", "paced-post1", ("operations.post.latency_ms.p99",), 2, None),
-        ]
-    if paced["paced-consume"]:
-        rate = fmt(paced["paced-consume"])
-        rows += [
-            (f"claim at {rate}/s  msg/s", "paced-consume", consume_rate, 1, None),
-            (f"claim at {rate}/s  p50 ms", "paced-consume", ("operations.claim.latency_ms.p50",), 2, None),
-            (f"claim at {rate}/s  p99 ms", "paced-consume", ("operations.claim.latency_ms.p99",), 2, None),
-        ]
+    # scenario -> (label, operation whose latency it reports, rate keys)
+    paced_rows = {
+        "paced-post1": ("post b1", "post", post_rate),
+        "paced-consume": ("claim", "claim", consume_rate),
+    }
+    for scenario, (name, op, rate_keys) in paced_rows.items():
+        if not paced[scenario]:
+            continue
+        label = f"{name} at {fmt(paced[scenario])}/s"
+        rows.append((f"{label}  msg/s", scenario, rate_keys, 1, None))
+        for pct in ("p50", "p99"):
+            rows.append((f"{label}  {pct} ms", scenario, (f"operations.{op}.latency_ms.{pct}",), 2, None))
     ratios = {}
     table = []
     for label, scenario, keys, digits, ceiling in rows:

@@ -4,17 +4,11 @@ use std::process::Command;
 
 use zaqar_tests::{ApiNode, zaqar_bin};
 
-#[test]
-fn bench_reports_every_operation_and_verifies_exactly_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let node = ApiNode::standalone_in(dir.path(), &[]).unwrap();
-    let chart = dir.path().join("latency.svg");
+/// Runs `zaqar bench --url URL --json ARGS...`; returns its report.
+fn bench_report(url: &str, args: &[&str]) -> serde_json::Value {
     let output = Command::new(zaqar_bin())
-        .args(["bench", "--url", &node.url(), "--queues", "2"])
-        .args(["--producers", "3", "--consumers", "3", "--observers", "1"])
-        .args(["--batch", "4", "--duration", "1s", "--verify", "--json"])
-        .arg("--chart")
-        .arg(&chart)
+        .args(["bench", "--url", url, "--json"])
+        .args(args)
         .output()
         .unwrap();
     assert!(
@@ -22,7 +16,34 @@ fn bench_reports_every_operation_and_verifies_exactly_once() {
         "bench failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+#[test]
+fn bench_reports_every_operation_and_verifies_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = ApiNode::standalone_in(dir.path(), &[]).unwrap();
+    let chart = dir.path().join("latency.svg");
+    let report = bench_report(
+        &node.url(),
+        &[
+            "--queues",
+            "2",
+            "--producers",
+            "3",
+            "--consumers",
+            "3",
+            "--observers",
+            "1",
+            "--batch",
+            "4",
+            "--duration",
+            "1s",
+            "--verify",
+            "--chart",
+            chart.to_str().unwrap(),
+        ],
+    );
     for op in ["post", "claim", "delete", "list"] {
         let stats = &report["operations"][op];
         assert!(stats["requests"].as_u64().unwrap() > 0, "{op}: {stats}");
@@ -54,18 +75,22 @@ fn bench_without_a_role_is_refused() {
 fn paced_bench_keeps_to_its_rate() {
     let dir = tempfile::tempdir().unwrap();
     let node = ApiNode::standalone_in(dir.path(), &[]).unwrap();
-    let output = Command::new(zaqar_bin())
-        .args(["bench", "--url", &node.url(), "--rate", "40"])
-        .args(["--producers", "2", "--consumers", "2", "--batch", "2"])
-        .args(["--duration", "2s", "--verify", "--json"])
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "bench failed: {}",
-        String::from_utf8_lossy(&output.stderr)
+    let report = bench_report(
+        &node.url(),
+        &[
+            "--rate",
+            "40",
+            "--producers",
+            "2",
+            "--consumers",
+            "2",
+            "--batch",
+            "2",
+            "--duration",
+            "2s",
+            "--verify",
+        ],
     );
-    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(report["settings"]["rate"], 40.0, "{}", report["settings"]);
     let posts = report["operations"]["post"]["requests"].as_u64().unwrap();
     let claims = report["operations"]["claim"]["requests"].as_u64().unwrap();
