@@ -14,7 +14,8 @@ if not queue_exists() then
   return out
 end
 sweep_messages(now, 20)
-reap_claims(now)
+-- Messages of ended claims are free again before the walk.
+reap(now, 1000)
 local settings = redis.call('HMGET', K_Q, 'mcc', 'dlq', 'dlqttl')
 local mcc, dlq, dlq_ttl = tonumber(settings[1] or ''), settings[2], tonumber(settings[3] or '')
 local dead_active = mcc ~= nil and dlq and dlq ~= ''

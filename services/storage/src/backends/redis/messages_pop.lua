@@ -3,7 +3,8 @@
 local now = now_ms()
 if not queue_exists() then return {} end
 sweep_messages(now, 20)
-reap_claims(now)
+-- Messages of ended claims are free again before the walk.
+reap(now, 1000)
 local limit = tonumber(ARGV[1])
 local taken, taken_info = {}, {}
 walk_free(now, 1000 + limit, limit, function(id, m)

@@ -33,7 +33,3 @@ local function walk_free(now, budget, want, visit)
   end
 end
 
--- Reaps every expired claim (bounded) so their messages are free again.
-local function reap_claims(now)
-  reap(now, 1000)
-end

@@ -5,15 +5,13 @@ if not queue_exists() then return {0, 0, 0} end
 -- Expired messages leave first (bounded: a backlog beyond ~10,000 messages
 -- is counted until the sweeper reaches it).
 for _ = 1, 10 do
-  sweep(now, 1000)
+  sweep_messages(now, 1000)
   if not expiry_due(now) then break end
 end
 -- Messages of claims that ended go back to the free set first, so the
 -- claimed set holds only messages under an active claim.
 for _ = 1, 10 do
-  local cids = redis.call('ZRANGEBYSCORE', K_CEXP, '-inf', now, 'LIMIT', 0, 1000)
-  if #cids == 0 then break end
-  for _, cid in ipairs(cids) do drop_claim(cid) end
+  if reap(now, 1000) < 1000 then break end
 end
 local claimed = redis.call('ZCARD', K_CLAIMED)
 local total = claimed + redis.call('ZCARD', K_FREE)
