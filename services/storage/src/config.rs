@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::backends::RedisConfig;
+use crate::backends::{EmbeddedConfig, RedisConfig};
 use crate::delivery::DeliveryConfig;
 use crate::error::{Result, StorageError};
 
@@ -23,6 +23,8 @@ pub struct StorageNodeConfig {
     pub backend: String,
     /// Redis backend settings.
     pub redis: RedisConfig,
+    /// Embedded store settings (`embedded://DIR` backends).
+    pub embedded: EmbeddedConfig,
     /// How long in-flight calls may take to finish after SIGTERM.
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
@@ -47,6 +49,7 @@ impl Default for StorageNodeConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 7070)),
             backend: String::new(),
             redis: RedisConfig::default(),
+            embedded: EmbeddedConfig::default(),
             shutdown_grace: Duration::from_secs(5),
             etcd: Vec::new(),
             catalog_root: "/zaqar".into(),

@@ -16,7 +16,7 @@ use zaqar_api::{ApiConfig, ApiError, AppState};
 use zaqar_catalog::store::embedded::EmbeddedStore;
 use zaqar_catalog::{Catalog, CatalogView, Pool};
 use zaqar_storage::BackendRef;
-use zaqar_storage::backends::RedisConfig;
+use zaqar_storage::backends::{EmbeddedConfig, RedisConfig};
 use zaqar_storage::delivery::DeliveryConfig;
 
 use crate::settings::{announce, redact};
@@ -35,6 +35,8 @@ pub struct StandaloneConfig {
     pub data_dir: Option<PathBuf>,
     /// Redis backend settings.
     pub redis: RedisConfig,
+    /// Embedded store settings.
+    pub embedded: EmbeddedConfig,
     /// Notification delivery from every pool served in process.
     pub delivery: DeliveryConfig,
     /// API settings (`storage` is unused here).
@@ -94,6 +96,7 @@ async fn catalog_placement(
     let view = CatalogView::start(catalog, Duration::from_secs(1)).await;
     let default_uri = config.backend.clone();
     let redis = config.redis.clone();
+    let embedded = config.embedded.clone();
     let delivery = config.delivery.clone();
     // Each pool opened here delivers its own notifications for as long as
     // the process runs.
@@ -112,7 +115,7 @@ async fn catalog_placement(
         if uri == default_uri {
             return Ok(default_backend.clone());
         }
-        let backend = zaqar_storage::backends::open(uri, &redis)
+        let backend = zaqar_storage::backends::open(uri, &redis, &embedded)
             .map_err(|error| ApiError::bad_body(format!("cannot connect to {uri}: {error}")))?;
         keep(&backend, &workers).map_err(|error| ApiError::Internal(error.to_string()))?;
         Ok(backend)
@@ -138,7 +141,7 @@ pub async fn run(
     if config.backend.is_empty() {
         config.backend = format!("embedded://{}", dir.display());
     }
-    let backend = zaqar_storage::backends::open(&config.backend, &config.redis)?;
+    let backend = zaqar_storage::backends::open(&config.backend, &config.redis, &config.embedded)?;
     let placement = catalog_placement(&dir, &config, backend).await?;
     let address = config.listen.unwrap_or(config.api.listen);
     let listener = TcpListener::bind(address)

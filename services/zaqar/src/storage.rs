@@ -76,7 +76,7 @@ pub async fn run(
         },
     )?;
     config.validate()?;
-    let backend = zaqar_storage::backends::open(&config.backend, &config.redis)?;
+    let backend = zaqar_storage::backends::open(&config.backend, &config.redis, &config.embedded)?;
     let _delivery = zaqar_storage::delivery::start(&backend, &config.delivery)?;
     let listener = TcpListener::bind(config.listen)
         .await
@@ -116,6 +116,7 @@ mod config_tests {
         config.validate().unwrap();
         assert_eq!(config.backend, "redis://127.0.0.1:6379/0");
         assert_eq!(config.redis.sweep_interval.as_secs(), 5);
+        assert_eq!(config.embedded.cache_mib, 64);
         assert_eq!(
             config.delivery,
             zaqar_storage::delivery::DeliveryConfig::default()

@@ -536,6 +536,21 @@ type Finisher = Box<dyn FnOnce(Option<String>) + Send>;
 /// that the store is unavailable.
 type Job = Box<dyn FnOnce(Option<(&mut Tables<'_>, i64)>) -> Option<(Finisher, bool)> + Send>;
 
+/// Settings of the embedded store (`embedded://DIR`).
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct EmbeddedConfig {
+    /// Memory for the store's page cache, in MiB (redb's own default is
+    /// 1 GiB, which a busy store fills: the process then holds that much).
+    pub cache_mib: u64,
+}
+
+impl Default for EmbeddedConfig {
+    fn default() -> Self {
+        EmbeddedConfig { cache_mib: 64 }
+    }
+}
+
 /// A backend storing queues in a redb file.
 ///
 /// Every operation runs on one writer thread, which commits the operations
@@ -554,7 +569,11 @@ pub struct EmbeddedBackend {
 impl EmbeddedBackend {
     /// Opens (or creates) the store in `dir` and starts the writer and the
     /// sweeper.
-    pub fn open(dir: &Path, sweep_interval: Duration) -> Result<EmbeddedBackend> {
+    pub fn open(
+        dir: &Path,
+        sweep_interval: Duration,
+        config: &EmbeddedConfig,
+    ) -> Result<EmbeddedBackend> {
         std::fs::create_dir_all(dir).map_err(|error| {
             StorageError::Invalid(format!(
                 "cannot create data directory {}: {error}",
@@ -562,9 +581,14 @@ impl EmbeddedBackend {
             ))
         })?;
         let path = dir.join(DATA_FILE);
-        let db = Database::create(&path).map_err(|error| {
-            StorageError::Invalid(format!("cannot open {}: {error}", path.display()))
-        })?;
+        let cache =
+            usize::try_from(config.cache_mib.saturating_mul(1024 * 1024)).unwrap_or(usize::MAX);
+        let db = Database::builder()
+            .set_cache_size(cache)
+            .create(&path)
+            .map_err(|error| {
+                StorageError::Invalid(format!("cannot open {}: {error}", path.display()))
+            })?;
         let db = Arc::new(db);
         {
             // Create every table once so later transactions find them.
@@ -591,7 +615,11 @@ impl EmbeddedBackend {
     }
 
     /// Opens the store named by an `embedded://DIR` URI.
-    pub fn open_uri(uri: &str, sweep_interval: Duration) -> Result<EmbeddedBackend> {
+    pub fn open_uri(
+        uri: &str,
+        sweep_interval: Duration,
+        config: &EmbeddedConfig,
+    ) -> Result<EmbeddedBackend> {
         let dir = uri
             .strip_prefix("embedded://")
             .filter(|dir| !dir.is_empty())
@@ -600,7 +628,7 @@ impl EmbeddedBackend {
                     "invalid embedded uri {uri:?}: expected embedded://DIR"
                 ))
             })?;
-        Self::open(Path::new(dir), sweep_interval)
+        Self::open(Path::new(dir), sweep_interval, config)
     }
 
     /// The database file.
@@ -1712,13 +1740,17 @@ mod conformance {
     use std::sync::Arc;
     use std::time::Duration;
 
-    use super::EmbeddedBackend;
+    use super::{EmbeddedBackend, EmbeddedConfig};
     use crate::conformance::Fixture;
 
     async fn embedded_fixture() -> Fixture {
         let dir = tempfile::tempdir().expect("temporary directory");
-        let backend =
-            EmbeddedBackend::open(dir.path(), Duration::from_secs(1)).expect("open the store");
+        let backend = EmbeddedBackend::open(
+            dir.path(),
+            Duration::from_secs(1),
+            &EmbeddedConfig::default(),
+        )
+        .expect("open the store");
         Fixture {
             backend: Arc::new(backend),
             guard: Some(Box::new(dir)),
