@@ -3,7 +3,7 @@
 //!
 //! The first call for a (backend, queue) starts a flusher task; calls that
 //! arrive while the flusher's backend call is in flight wait in the group
-//! and go together in its next call. A second flusher overlaps the first
+//! and go together in its next call. Further flushers (up to three) overlap the first
 //! once enough items wait, so the backend works while a reply travels.
 //! Under light load every call goes alone and waits for nothing; under
 //! heavy load one backend call (one gRPC round trip, one Redis script)
@@ -25,10 +25,11 @@ const MAX_ITEMS: usize = 256;
 /// Most bytes (by [`Operation::weight`]) one backend call carries beyond
 /// its first item.
 const MAX_WEIGHT: usize = 4 * 1024 * 1024;
-/// Most calls in flight for one group: a second call overlaps the first's
-/// round trip so the backend never idles while replies travel.
-const MAX_IN_FLIGHT: usize = 2;
-/// Waiting items, or bytes, that justify a call while another is in
+/// Most calls in flight for one group: further calls overlap the first's
+/// round trip so the backend never idles while replies travel (three keep
+/// a single Redis busier than two under posts of ten: ~+9 % messages/s).
+const MAX_IN_FLIGHT: usize = 3;
+/// Waiting items, or bytes, that justify a call while others are in
 /// flight (below that, they wait for the running call to come back).
 const SECOND_CALL_ITEMS: usize = 16;
 /// See [`SECOND_CALL_ITEMS`].
