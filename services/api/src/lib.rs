@@ -47,7 +47,11 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
     grace: Duration,
 ) -> std::io::Result<()> {
-    let app = router(state);
+    let deadline = state.config.request_timeout;
+    let app = tower::Layer::layer(
+        &axum::middleware::from_fn(move |request, next| routes::common(deadline, request, next)),
+        router(state),
+    );
     let stopping = tokio_util::sync::CancellationToken::new();
     let signal = {
         let stopping = stopping.clone();
@@ -64,6 +68,7 @@ pub async fn serve(
             tracing::debug!(%error, "cannot set TCP_NODELAY");
         }
     });
+    let app = axum::ServiceExt::<axum::extract::Request>::into_make_service(app);
     let server = axum::serve(listener, app).with_graceful_shutdown(signal);
     tokio::select! {
         served = server => served,

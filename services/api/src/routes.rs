@@ -13,9 +13,11 @@ mod subscriptions;
 use axum::Router;
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
-use axum::middleware::{self, Next};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, MethodRouter, on};
+use std::time::Duration;
+
 use tracing::Instrument;
 
 use crate::context::{RequestContext, check_negotiation};
@@ -168,7 +170,6 @@ pub fn router(state: AppState) -> Router {
     }
     router
         .fallback(|| async { ApiError::NoRoute })
-        .layer(middleware::from_fn_with_state(state.clone(), common))
         .with_state(state)
 }
 
@@ -222,16 +223,18 @@ async fn method_not_allowed(state: AppState, request: Request, allow: String) ->
 }
 
 /// Adds `x-openstack-request-id` to every answer and bounds every request
-/// by the configured deadline (503 when it passes).
-async fn common(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let request_id = format!("req-{}", uuid::Uuid::new_v4());
+/// by `deadline` (503 when it passes). Wraps the whole router (see
+/// [`crate::serve`]), so it runs once per request, before routing.
+pub async fn common(deadline: Duration, request: Request, next: Next) -> Response {
+    let mut id = *b"req-00000000-0000-0000-0000-000000000000";
+    uuid::Uuid::new_v4().hyphenated().encode_lower(&mut id[4..]);
+    let request_id = HeaderValue::from_bytes(&id).ok();
     let span = tracing::info_span!(
         "request",
         method = %request.method(),
         path = %request.uri().path(),
-        id = %request_id,
+        id = request_id.as_ref().and_then(|id| id.to_str().ok()).unwrap_or_default(),
     );
-    let deadline = state.config.request_timeout;
     let handled = tokio::time::timeout(deadline, next.run(request)).instrument(span);
     let mut response = match handled.await {
         Ok(response) => response,
@@ -241,7 +244,7 @@ async fn common(State(state): State<AppState>, request: Request, next: Next) -> 
                 .into_response()
         }
     };
-    if let Ok(value) = HeaderValue::from_str(&request_id) {
+    if let Some(value) = request_id {
         response
             .headers_mut()
             .insert("x-openstack-request-id", value);
