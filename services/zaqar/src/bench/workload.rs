@@ -9,6 +9,7 @@ use anyhow::{Context, bail};
 use bytes::Bytes;
 use hyper::{Method, StatusCode};
 use indicatif::{ProgressBar, ProgressStyle};
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::BenchArgs;
@@ -37,6 +38,45 @@ struct Target {
 struct Claimed {
     id: String,
     href: String,
+}
+
+/// The parts of a claimed message the load uses; the rest (the body
+/// above all) is skipped unread, so parsing stays cheap for the load
+/// generator that shares the machine with the server.
+#[derive(Deserialize)]
+struct ClaimedRecord {
+    href: String,
+    #[serde(default)]
+    id: Option<String>,
+}
+
+/// A claim's answer: `{"messages": [...]}` (v2), or a bare list.
+#[derive(Deserialize)]
+struct ClaimAnswer {
+    messages: Vec<ClaimedRecord>,
+}
+
+/// The messages a claim's 201 answer holds; the id comes from the href
+/// (`.../messages/ID?claim_id=...`) when the answer has none.
+fn claimed_messages(body: &[u8]) -> Result<Vec<Claimed>, String> {
+    let records = match serde_json::from_slice::<ClaimAnswer>(body) {
+        Ok(answer) => answer.messages,
+        Err(_) => serde_json::from_slice::<Vec<ClaimedRecord>>(body)
+            .map_err(|_| "bad body".to_string())?,
+    };
+    Ok(records
+        .into_iter()
+        .map(|record| {
+            let id = record.id.unwrap_or_else(|| {
+                let path = record.href.split('?').next().unwrap_or_default();
+                path.rsplit('/').next().unwrap_or_default().to_string()
+            });
+            Claimed {
+                id,
+                href: record.href,
+            }
+        })
+        .collect())
 }
 
 /// What one worker saw.
@@ -137,29 +177,7 @@ impl Target {
         .await?;
         match answer.status {
             StatusCode::NO_CONTENT => Ok(Vec::new()),
-            StatusCode::CREATED => {
-                let body = json_of(&answer)?;
-                let messages = body
-                    .get("messages")
-                    .and_then(Value::as_array)
-                    .or_else(|| body.as_array())
-                    .cloned()
-                    .unwrap_or_default();
-                Ok(messages
-                    .iter()
-                    .filter_map(|message| {
-                        let href = message["href"].as_str()?.to_string();
-                        let id = message["id"].as_str().map(str::to_string).or_else(|| {
-                            href.split('?')
-                                .next()?
-                                .rsplit('/')
-                                .next()
-                                .map(str::to_string)
-                        })?;
-                        Some(Claimed { id, href })
-                    })
-                    .collect())
-            }
+            StatusCode::CREATED => claimed_messages(&answer.body),
             status => Err(status_error(status)),
         }
     }
@@ -595,5 +613,32 @@ mod tests {
             (3, 3, 1, 1, 1)
         );
         assert!(!verify.passed());
+    }
+
+    #[test]
+    fn claim_answers_give_ids_and_hrefs() {
+        let href = "/v2/queues/q/messages/m2?claim_id=c1";
+        let v2 = json!({"messages": [
+            {"id": "m1", "href": "/v2/queues/q/messages/m1?claim_id=c1", "body": {"x": [1, 2]}, "ttl": 60},
+            {"href": href, "age": 3},
+        ]});
+        let claimed = claimed_messages(v2.to_string().as_bytes()).unwrap();
+        let seen: Vec<(&str, &str)> = claimed
+            .iter()
+            .map(|c| (c.id.as_str(), c.href.as_str()))
+            .collect();
+        assert_eq!(
+            seen,
+            [("m1", "/v2/queues/q/messages/m1?claim_id=c1"), ("m2", href)]
+        );
+        let bare = json!([{"href": href, "body": "text"}]).to_string();
+        let claimed = claimed_messages(bare.as_bytes()).unwrap();
+        assert_eq!(claimed.len(), 1);
+        assert_eq!(claimed[0].id, "m2");
+        assert_eq!(
+            claimed_messages(b"{\"messages\": 3}").err().as_deref(),
+            Some("bad body")
+        );
+        assert!(claimed_messages(b"not json").is_err());
     }
 }
