@@ -211,22 +211,12 @@ pub async fn post(
         .await
         .map_err(enqueue_failed)?;
     let base = format!("{}/messages", present::resource_path(scope));
-    let resources: Vec<String> = ids
-        .iter()
-        .map(|id| {
-            let mut href = String::with_capacity(base.len() + 1 + id.len());
-            href.push_str(&base);
-            href.push('/');
-            href.push_str(id);
-            href
-        })
-        .collect();
+    let resources: Vec<String> = ids.iter().map(|id| format!("{base}/{id}")).collect();
     let response = present::json(StatusCode::CREATED, &Created { resources });
-    let mut location = String::with_capacity(base.len() + 5 + ids.len() * 25);
-    location.push_str(&base);
-    location.push_str("?ids=");
-    location.push_str(&ids.join(","));
-    Ok(present::with_location(response, &location))
+    Ok(present::with_location(
+        response,
+        &format!("{base}?ids={}", ids.join(",")),
+    ))
 }
 
 /// `GET .../messages`: a page of messages, or the messages named by `ids`.

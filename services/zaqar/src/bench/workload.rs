@@ -210,10 +210,9 @@ impl Target {
         }
     }
 
-    /// Claims once on `queue` and deletes what it got; returns how many
-    /// messages the claim held.
-    /// Claims, then deletes each claimed message; the claim's latency
-    /// counts from `started`.
+    /// Claims once on `queue`, then deletes each claimed message; returns
+    /// how many messages the claim held. The claim's latency counts from
+    /// `started`.
     async fn consume_once(
         &self,
         connection: &mut Connection,
@@ -297,14 +296,9 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<Report> {
             let target = target.clone();
             let requests = requests.clone();
             let connection = target.connection()?;
-            let pace = Pace::new(args.rate, total_workers, index, started);
+            let pace = Pace::new(args.rate, total_workers, index, started, deadline);
             workers.push(tokio::spawn(worker(
-                target,
-                connection,
-                role,
-                index,
-                (pace, deadline),
-                requests,
+                target, connection, role, index, pace, requests,
             )));
             index += 1;
         }
@@ -363,28 +357,31 @@ enum Role {
 }
 
 /// When a worker's operations are due: back to back, or one every
-/// `interval` from `first`.
+/// `interval` from `first`; none at or after `end`.
 #[derive(Clone, Copy)]
 struct Pace {
     first: Instant,
     interval: Option<Duration>,
+    end: Instant,
 }
 
 impl Pace {
     /// The pace of worker `index` of `workers` for `rate` operations per
-    /// second in total (0 = unpaced), starting at `start`: workers are
+    /// second in total (0 = unpaced), from `start` to `end`: workers are
     /// staggered evenly over one interval.
-    fn new(rate: f64, workers: usize, index: usize, start: Instant) -> Pace {
+    fn new(rate: f64, workers: usize, index: usize, start: Instant, end: Instant) -> Pace {
         if rate <= 0.0 || workers == 0 {
             return Pace {
                 first: start,
                 interval: None,
+                end,
             };
         }
         let interval = Duration::from_secs_f64(workers as f64 / rate);
         Pace {
             first: start + interval.mul_f64(index as f64 / workers as f64),
             interval: Some(interval),
+            end,
         }
     }
 
@@ -411,7 +408,7 @@ async fn worker(
     mut connection: Connection,
     role: Role,
     index: usize,
-    (pace, deadline): (Pace, Instant),
+    pace: Pace,
     requests: Arc<AtomicU64>,
 ) -> Tally {
     let mut tally = Tally::default();
@@ -420,7 +417,7 @@ async fn worker(
     loop {
         let started = pace.due(n).await;
         n = n.saturating_add(1);
-        if started >= deadline || Instant::now() >= deadline {
+        if started >= pace.end || Instant::now() >= pace.end {
             break;
         }
         let queue = &target.queues[turn % target.queues.len()];
