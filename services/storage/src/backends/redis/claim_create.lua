@@ -24,8 +24,8 @@ local moved = 0
 
 local function claim_one(cid, ttl, grace, limit)
   local cexp = now + ttl * 1000
-  local picked, picked_info = {}, {}
-  walk_free(now, 1000 + limit, limit, function(id, m)
+  local picked, picked_info, picked_pos = {}, {}, {}
+  walk_free(now, 1000 + limit, limit, function(id, m, pos)
     if dead_active and m[COUNT] >= mcc then
       local expires, mttl = m[EXPIRES], m[TTL]
       if dlq_ttl then
@@ -40,6 +40,7 @@ local function claim_one(cid, ttl, grace, limit)
     end
     picked[#picked + 1] = id
     picked_info[#picked_info + 1] = m
+    picked_pos[#picked_pos + 1] = pos
     return #picked < limit
   end)
   out[#out + 1] = #picked
@@ -59,7 +60,7 @@ local function claim_one(cid, ttl, grace, limit)
     end
     infos[#infos + 1] = id
     infos[#infos + 1] = cmsgpack.pack(m)
-    held[#held + 1] = m[POS]
+    held[#held + 1] = picked_pos[i]
     held[#held + 1] = id
   end
   redis.call('HSET', K_INFO, unpack(infos))
@@ -69,7 +70,7 @@ local function claim_one(cid, ttl, grace, limit)
   redis.call('HSET', K_CLAIMS, cid, cmsgpack.pack({now, cexp, ttl, grace, picked}))
   redis.call('ZADD', K_CEXP, cexp, cid)
   local bodies = redis.call('HMGET', K_BODY, unpack(picked))
-  for i, id in ipairs(picked) do push_message(out, id, picked_info[i], bodies[i], now) end
+  for i, id in ipairs(picked) do push_message(out, id, picked_info[i], bodies[i], now, picked_pos[i]) end
 end
 
 for k = 1, claims do

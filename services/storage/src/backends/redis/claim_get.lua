@@ -11,7 +11,7 @@ local out = {'ok', c[3], c[4], math.floor((now - c[1]) / 1000)}
 for _, id in ipairs(c[5]) do
   local m = load_info(id)
   if m and m[CLAIM] == cid and m[EXPIRES] > now then
-    push_message(out, id, m, redis.call('HGET', K_BODY, id), now)
+    push_message(out, id, m, redis.call('HGET', K_BODY, id), now, 0)
   end
 end
 return out

@@ -13,8 +13,12 @@
 --                    filed as a dead letter), which then wins over its group
 --   5 claimed  ZSET  message id -> position (messages held by a claim record);
 --                    every stored message is in exactly one of free / claimed
---   6 info     HASH  message id -> msgpack {pos, created, expires, ttl, visible,
---                    client, claim, claim_expires, claim_count}  (times in ms)
+--   6 info     HASH  message id -> msgpack {0, created, expires, ttl, visible,
+--                    client, claim, claim_expires, claim_count}  (times in ms;
+--                    the first field is unused: records of older versions
+--                    hold the position there, which the free / claimed
+--                    score now carries alone, so that every message of a
+--                    post shares one record value)
 --   7 body     HASH  message id -> body JSON text
 --   8 claims   HASH  claim id -> msgpack {renewed, expires, ttl, grace, {ids}}
 --   9 cexp     ZSET  claim id -> expiry (ms)
@@ -117,7 +121,8 @@ local function claim_active(m, now)
   return m[CLAIM] ~= '' and m[CLAIM_EXP] > now
 end
 
--- Drops a claim record, returning the messages it still holds to the free set.
+-- Drops a claim record, returning the messages it still holds to the free set
+-- at their positions (a record of an older version knows its own).
 local function drop_claim(cid)
   local raw = redis.call('HGET', K_CLAIMS, cid)
   if raw then
@@ -125,11 +130,13 @@ local function drop_claim(cid)
     for _, id in ipairs(c[5]) do
       local m = load_info(id)
       if m and m[CLAIM] == cid then
+        local pos = m[POS]
+        if pos == 0 then pos = redis.call('ZSCORE', K_CLAIMED, id) end
         m[CLAIM] = ''
         m[CLAIM_EXP] = 0
         save_info(id, m)
         redis.call('ZREM', K_CLAIMED, id)
-        redis.call('ZADD', K_FREE, m[POS], id)
+        if pos then redis.call('ZADD', K_FREE, pos, id) end
       end
     end
     redis.call('HDEL', K_CLAIMS, cid)
@@ -201,8 +208,10 @@ local function expiry_due(now)
 end
 
 -- Appends the client representation of a message to `out`:
--- id, ttl, age (s), body, active claim id or '', claim count, created (s), position.
-local function push_message(out, id, m, body, now)
+-- id, ttl, age (s), body, active claim id or '', claim count, created (s),
+-- position. Only listings read the position (as their next marker); the
+-- callers that do not walk the sorted sets pass 0.
+local function push_message(out, id, m, body, now, pos)
   out[#out + 1] = id
   out[#out + 1] = m[TTL]
   out[#out + 1] = math.floor((now - m[CREATED]) / 1000)
@@ -210,7 +219,7 @@ local function push_message(out, id, m, body, now)
   if claim_active(m, now) then out[#out + 1] = m[CLAIM] else out[#out + 1] = '' end
   out[#out + 1] = m[COUNT]
   out[#out + 1] = math.floor(m[CREATED] / 1000)
-  out[#out + 1] = m[POS]
+  out[#out + 1] = pos
 end
 
 local function queue_exists()

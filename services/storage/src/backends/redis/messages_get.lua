@@ -9,7 +9,7 @@ for _, id in ipairs(ARGV) do
     seen[id] = true
     local m = load_info(id)
     if m and m[EXPIRES] > now then
-      push_message(out, id, m, redis.call('HGET', K_BODY, id), now)
+      push_message(out, id, m, redis.call('HGET', K_BODY, id), now, 0)
     end
   end
 end

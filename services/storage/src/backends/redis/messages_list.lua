@@ -13,7 +13,7 @@ local delay_queue = num_setting('ddelay') ~= nil
 if not delay_queue then include_delayed = true end
 local min = '-inf'
 if after >= 0 then min = '(' .. after end
-local picked, picked_info = {}, {}
+local picked, picked_info, picked_pos = {}, {}, {}
 local scanned, last_pos, exhausted = 0, after, 0
 while #picked < limit do
   if scanned >= budget then break end
@@ -34,6 +34,7 @@ while #picked < limit do
         and (include_delayed or m[VISIBLE] <= now) then
         picked[#picked + 1] = id
         picked_info[#picked_info + 1] = m
+        picked_pos[#picked_pos + 1] = last_pos
         if #picked >= limit then break end
       end
     end
@@ -46,6 +47,6 @@ if delay_queue then dq = 1 end
 local out = {dq, exhausted, last_pos}
 if #picked > 0 then
   local bodies = redis.call('HMGET', K_BODY, unpack(picked))
-  for i, id in ipairs(picked) do push_message(out, id, picked_info[i], bodies[i], now) end
+  for i, id in ipairs(picked) do push_message(out, id, picked_info[i], bodies[i], now, picked_pos[i]) end
 end
 return out

@@ -6,17 +6,18 @@ sweep_messages(now, 20)
 -- Messages of ended claims are free again before the walk.
 reap(now, 1000)
 local limit = tonumber(ARGV[1])
-local taken, taken_info = {}, {}
-walk_free(now, 1000 + limit, limit, function(id, m)
+local taken, taken_info, taken_pos = {}, {}, {}
+walk_free(now, 1000 + limit, limit, function(id, m, pos)
   taken[#taken + 1] = id
   taken_info[#taken_info + 1] = m
+  taken_pos[#taken_pos + 1] = pos
   return #taken < limit
 end)
 local out = {}
 if #taken == 0 then return out end
 local bodies = redis.call('HMGET', K_BODY, unpack(taken))
 for i, id in ipairs(taken) do
-  push_message(out, id, taken_info[i], bodies[i], now)
+  push_message(out, id, taken_info[i], bodies[i], now, taken_pos[i])
   remove_message(id)
 end
 return out

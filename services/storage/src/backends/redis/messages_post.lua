@@ -98,12 +98,9 @@ local function close_group(hi)
     groups[#groups + 1] = '~' .. group_lo .. '-' .. hi
   end
 end
--- An info record is the msgpack array {pos, created, expires, ttl, visible,
--- client, claim, claim_expires, claim_count}: the array header, the packed
--- position, then the other fields, packed once per distinct (ttl, delay) of a
--- batch (cmsgpack.pack of several values is the concatenation of each).
-local HEADER = '\153'
-local tail_key, tail_ttl, tail_delay, tail = nil, nil, nil, nil
+-- An info record (see common.lua) holds nothing particular to one message,
+-- so it is packed once per distinct (client, ttl, delay) and shared.
+local record_client, record_ttl, record_delay, record = nil, nil, nil, nil
 local pos = last - total
 local subs = nil
 local queued = 0
@@ -123,13 +120,13 @@ for _, batch in ipairs(accepted) do
     end
     pos = pos + 1
     local expires = now + ttl * 1000
-    if tail_key ~= client or tail_ttl ~= ttl or tail_delay ~= delay then
-      tail_key, tail_ttl, tail_delay = client, ttl, delay
-      tail = cmsgpack.pack(now, expires, ttl, now + delay * 1000, client, '', 0, 0)
+    if record_client ~= client or record_ttl ~= ttl or record_delay ~= delay then
+      record_client, record_ttl, record_delay = client, ttl, delay
+      record = cmsgpack.pack({0, now, expires, ttl, now + delay * 1000, client, '', 0, 0})
     end
     local m = #infos
     infos[m + 1] = id
-    infos[m + 2] = HEADER .. cmsgpack.pack(pos) .. tail
+    infos[m + 2] = record
     bodies[m + 1] = id
     bodies[m + 2] = body
     free[m + 1] = pos

@@ -1,7 +1,7 @@
 -- Prelude of the scripts that take messages (claim, pop): walks the free set.
 
--- Calls visit(id, info) on each live, visible, unclaimed message in position
--- order until visit returns false or `budget` entries were looked at.
+-- Calls visit(id, info, position) on each live, visible, unclaimed message in
+-- position order until visit returns false or `budget` entries were looked at.
 -- Expired entries met on the way are removed. Reads `want` entries first
 -- (what the caller expects to take), then ever larger chunks up to 100.
 local function walk_free(now, budget, want, visit)
@@ -24,7 +24,7 @@ local function walk_free(now, budget, want, visit)
         if m[EXPIRES] <= now then
           remove_message(id)
         elseif m[VISIBLE] <= now then
-          if not visit(id, m) then return end
+          if not visit(id, m, tonumber(batch[i * 2])) then return end
         end
       end
     end
