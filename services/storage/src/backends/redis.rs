@@ -1418,4 +1418,79 @@ mod conformance {
             assert!(!exists, "{suffix} should be empty after the sweep");
         }
     }
+
+    /// A message's position is its score in `free` / `claimed`; its info
+    /// record's first field is 0. Records written by older versions hold
+    /// the position there (and their `claimed` entries were scored by the
+    /// claim's expiry): a claim that ends puts each message back at its
+    /// own position either way, so queue order survives the upgrade.
+    #[tokio::test]
+    async fn ended_claims_return_messages_to_their_positions_old_and_new() {
+        let backend = RedisBackend::connect(&test_url(), &RedisConfig::default()).unwrap();
+        let scope = Scope::queue(format!("layout-{}", uuid::Uuid::new_v4().simple()), "q").unwrap();
+        let ids = backend.post_messages(&scope, batch(3, None)).await.unwrap();
+        let spec = ClaimSpec {
+            ttl: 300,
+            grace: 0,
+            limit: 2,
+        };
+        let held = backend.create_claim(&scope, spec).await.unwrap().unwrap();
+        let prefix = key_prefix(&scope);
+        let mut conn = backend.inner.conn();
+        let first_fields = || {
+            let mut conn = conn.clone();
+            let key = format!("{prefix}:info");
+            let ids = ids.clone();
+            async move {
+                let raw: Vec<i64> = redis::cmd("EVAL")
+                    .arg(
+                        "local out = {} for i, id in ipairs(ARGV) do \
+                         out[i] = cmsgpack.unpack(redis.call('HGET', KEYS[1], id))[1] end \
+                         return out",
+                    )
+                    .arg(1)
+                    .arg(key)
+                    .arg(&ids)
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap();
+                raw
+            }
+        };
+        assert_eq!(first_fields().await, vec![0, 0, 0]);
+        // The first held message as an older version left it.
+        let _: () = redis::cmd("EVAL")
+            .arg(
+                "local m = cmsgpack.unpack(redis.call('HGET', KEYS[1], ARGV[1])) \
+                 m[1] = 1 redis.call('HSET', KEYS[1], ARGV[1], cmsgpack.pack(m)) \
+                 redis.call('ZADD', KEYS[2], 9000000000000, ARGV[1])",
+            )
+            .arg(2)
+            .arg(format!("{prefix}:info"))
+            .arg(format!("{prefix}:claimed"))
+            .arg(&ids[0])
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        backend.release_claim(&scope, &held.id).await.unwrap();
+        let free: Vec<(String, i64)> = redis::cmd("ZRANGE")
+            .arg(format!("{prefix}:free"))
+            .arg(0)
+            .arg(-1)
+            .arg("WITHSCORES")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        let expected: Vec<(String, i64)> = ids.iter().cloned().zip(1..).collect();
+        assert_eq!(free, expected);
+        let spec = ClaimSpec {
+            ttl: 300,
+            grace: 0,
+            limit: 3,
+        };
+        let again = backend.create_claim(&scope, spec).await.unwrap().unwrap();
+        let again: Vec<String> = again.messages.into_iter().map(|m| m.id).collect();
+        assert_eq!(again, ids);
+        backend.delete_queue(&scope).await.unwrap();
+    }
 }
