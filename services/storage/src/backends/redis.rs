@@ -223,7 +223,13 @@ impl RedisBackend {
     /// The connection is made lazily and re-made after failures, so a node
     /// starts (and answers 503) while Redis is down.
     pub fn connect(uri: &str, config: &RedisConfig) -> Result<RedisBackend> {
-        let client = redis::Client::open(uri)
+        let info = redis::IntoConnectionInfo::into_connection_info(uri)
+            .map_err(|error| StorageError::Invalid(format!("invalid redis uri: {error}")))?
+            // The crate leaves Nagle on; calls share one pipelined
+            // connection, and a call written while an earlier one is
+            // unacknowledged must not wait for Redis' ACK or reply.
+            .set_tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true));
+        let client = redis::Client::open(info)
             .map_err(|error| StorageError::Invalid(format!("invalid redis uri: {error}")))?;
         let manager_config = ConnectionManagerConfig::new()
             .set_response_timeout(Some(config.response_timeout))
