@@ -36,7 +36,6 @@ use tokio::net::{TcpListener, TcpStream};
 pub use config::ApiConfig;
 pub use error::{ApiError, ApiResult};
 pub use forward::{Placement, SingleNode};
-pub use routes::router;
 pub use state::AppState;
 
 /// Serves the API on `listener` until `shutdown` resolves, then lets
@@ -50,7 +49,7 @@ pub async fn serve(
     let deadline = state.config.request_timeout;
     let app = tower::Layer::layer(
         &axum::middleware::from_fn(move |request, next| routes::common(deadline, request, next)),
-        router(state),
+        routes::router(state),
     );
     let stopping = tokio_util::sync::CancellationToken::new();
     let signal = {

@@ -24,8 +24,9 @@ use crate::context::{RequestContext, check_negotiation};
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// Builds the whole HTTP API.
-pub fn router(state: AppState) -> Router {
+/// Builds the routes of the HTTP API; [`crate::serve`] wraps them in
+/// [`common`] (request ids and deadlines), so only it hands them out.
+pub(crate) fn router(state: AppState) -> Router {
     let mut router = Router::new()
         .route(
             "/",
@@ -225,7 +226,7 @@ async fn method_not_allowed(state: AppState, request: Request, allow: String) ->
 /// Adds `x-openstack-request-id` to every answer and bounds every request
 /// by `deadline` (503 when it passes). Wraps the whole router (see
 /// [`crate::serve`]), so it runs once per request, before routing.
-pub async fn common(deadline: Duration, request: Request, next: Next) -> Response {
+pub(crate) async fn common(deadline: Duration, request: Request, next: Next) -> Response {
     let mut id = *b"req-00000000-0000-0000-0000-000000000000";
     uuid::Uuid::new_v4().hyphenated().encode_lower(&mut id[4..]);
     let request_id = HeaderValue::from_bytes(&id).ok();

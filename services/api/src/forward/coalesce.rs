@@ -47,7 +47,7 @@ pub trait Operation: Send + Sync + 'static {
     fn weight(item: &Self::Item) -> usize;
 
     /// Waiting items that justify another call while others are in flight
-    /// (or [`SECOND_CALL_WEIGHT`] bytes of them).
+    /// (16 KiB of waiting items do too).
     const OVERLAP_ITEMS: usize = SECOND_CALL_ITEMS;
 
     /// Sends `items` to `backend` in one call: one outcome per item, in
