@@ -12,8 +12,15 @@ use zaqar_storage::conformance::Fixture;
 use zaqar_storage::{Backend, GrpcBackend};
 use zaqar_tests::{RedisServer, StorageNode, test_redis_url};
 
+/// A storage node on a runtime of one worker thread (the smallest an
+/// operator may choose), so the whole suite also runs without parallelism.
 async fn grpc_fixture() -> Fixture {
-    let node = StorageNode::start(&test_redis_url()).expect("storage node");
+    let node = StorageNode::start_env(
+        &test_redis_url(),
+        "127.0.0.1:0",
+        &[("ZAQAR_WORKER_THREADS", "1")],
+    )
+    .expect("storage node");
     let backend = GrpcBackend::connect_lazy(&node.url()).expect("client");
     Fixture {
         backend: Arc::new(backend),

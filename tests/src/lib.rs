@@ -200,7 +200,7 @@ impl StorageNode {
     }
 
     /// Starts a node in front of `backend` on `address` with extra
-    /// `ZAQAR_STORAGE__*` settings.
+    /// environment variables (`ZAQAR_STORAGE__*` settings and the like).
     pub fn start_env(
         backend: &str,
         address: &str,

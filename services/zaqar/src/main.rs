@@ -25,6 +25,12 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[derive(Debug, Parser)]
 #[command(name = "zaqar", version, about)]
 struct Cli {
+    /// Worker threads of the async runtime (default: one per CPU core, but
+    /// one for `bench`, which should take as little as it can from the
+    /// machine it measures).
+    #[arg(long, global = true, env = "ZAQAR_WORKER_THREADS",
+          value_parser = clap::value_parser!(u16).range(1..))]
+    worker_threads: Option<u16>,
     #[command(subcommand)]
     command: Command,
 }
@@ -94,10 +100,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(matches!(cli.command, Command::Bench(_)));
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime(cli.worker_threads()) {
         Ok(runtime) => runtime,
         Err(error) => {
             tracing::error!(%error, "cannot start the async runtime");
@@ -136,6 +139,25 @@ fn main() -> ExitCode {
     }
 }
 
+impl Cli {
+    /// The runtime's worker threads: as given, else one for `bench`, else
+    /// `None` (tokio's default: one per CPU core).
+    fn worker_threads(&self) -> Option<usize> {
+        self.worker_threads
+            .map(usize::from)
+            .or_else(|| matches!(self.command, Command::Bench(_)).then_some(1))
+    }
+}
+
+/// The multi-threaded async runtime, with `threads` workers when given.
+fn runtime(threads: Option<usize>) -> std::io::Result<tokio::runtime::Runtime> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(threads) = threads {
+        builder.worker_threads(threads);
+    }
+    builder.enable_all().build()
+}
+
 /// Logs to stderr; `RUST_LOG` filters (default `info`, `warn` for tools),
 /// `ZAQAR_LOG_FORMAT=json` switches to JSON lines.
 fn init_logging(tool: bool) {
@@ -149,5 +171,30 @@ fn init_logging(tool: bool) {
         builder.json().init();
     } else {
         builder.init();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn worker_threads_default_to_one_for_bench_only() {
+        let bench = Cli::try_parse_from(["zaqar", "bench", "--url", "http://h:1"]).unwrap();
+        assert_eq!(bench.worker_threads(), Some(1));
+        let storage = Cli::try_parse_from(["zaqar", "storage"]).unwrap();
+        assert_eq!(storage.worker_threads(), None);
+        let given = Cli::try_parse_from(["zaqar", "storage", "--worker-threads", "3"]).unwrap();
+        assert_eq!(given.worker_threads(), Some(3));
+        let bench =
+            Cli::try_parse_from(["zaqar", "--worker-threads", "2", "bench", "--url", "x"]).unwrap();
+        assert_eq!(bench.worker_threads(), Some(2));
+        assert!(Cli::try_parse_from(["zaqar", "api", "--worker-threads", "0"]).is_err());
+    }
+
+    #[test]
+    fn the_runtime_has_the_threads_asked_for() {
+        let runtime = runtime(Some(3)).unwrap();
+        assert_eq!(runtime.metrics().num_workers(), 3);
     }
 }
