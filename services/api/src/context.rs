@@ -158,6 +158,15 @@ fn client_id(headers: &HeaderMap, limits: &Limits) -> Result<String, ApiError> {
 /// removed, braces stripped, all hyphens dropped, then exactly 32 hex digits.
 /// Returns the 32 lowercase digits, so spellings of one UUID compare equal.
 pub fn normalise_uuid(text: &str) -> Option<String> {
+    // The usual spellings (hex digits and hyphens only) in one pass.
+    if text.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-') {
+        let digits: String = text
+            .bytes()
+            .filter(|b| *b != b'-')
+            .map(|b| char::from(b.to_ascii_lowercase()))
+            .collect();
+        return (digits.len() == 32).then_some(digits);
+    }
     let stripped = text.replace("urn:", "").replace("uuid:", "");
     let digits: String = stripped
         .trim_matches(|c| c == '{' || c == '}')
@@ -215,8 +224,7 @@ async fn path_scope<S: Send + Sync>(
     let route = parts
         .extensions
         .get::<axum::extract::MatchedPath>()
-        .map(|path| path.as_str().to_string())
-        .unwrap_or_default();
+        .map_or("", |path| path.as_str());
     let namespace = if route.contains("{queue_name}") {
         Namespace::Queue
     } else if route.contains("{topic_name}") {
@@ -257,6 +265,7 @@ mod tests {
             "{3381af92-2b9e-11e3-b191-71861300734c}",
             "urn:uuid:3381af92-2b9e-11e3-b191-71861300734c",
             "3381AF92-2B9E-11E3-B191-71861300734C",
+            "33-81af922b9e11e3b19171861300734c--",
         ] {
             assert_eq!(
                 normalise_uuid(spelling).as_deref(),
@@ -268,6 +277,8 @@ mod tests {
             "",
             "0xdeadbeef",
             "550893e0-2b6e-11e3-835a-5cf9dd72369",
+            "550893e0-2b6e-11e3-835a-5cf9dd72369a0",
+            "{550893e0-2b6e-11e3-835a-5cf9dd72369}",
             "textid",
         ] {
             assert_eq!(normalise_uuid(bad), None, "{bad}");
