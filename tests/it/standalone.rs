@@ -227,3 +227,37 @@ async fn management_api_in_one_process() {
         );
     }
 }
+
+/// A setting that would stop a background task (a zero sweep interval) is
+/// refused at startup with its name, not accepted and broken later.
+#[test]
+fn a_zero_sweep_interval_is_refused_at_startup() {
+    let data = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(zaqar_tests::zaqar_bin())
+        .args(["standalone", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data.path())
+        .env("ZAQAR_STANDALONE__EMBEDDED__SWEEP_INTERVAL", "0s")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("zaqar standalone kept running with a zero sweep interval");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(!status.success());
+    assert!(
+        stderr.contains("embedded.sweep_interval must be positive"),
+        "{stderr}"
+    );
+}

@@ -24,13 +24,12 @@ pub fn open(uri: &str, redis: &RedisConfig, embedded: &EmbeddedConfig) -> Result
         .map(|(scheme, _)| scheme)
         .unwrap_or("");
     match scheme {
-        "redis" => Ok(Arc::new(RedisBackend::connect(uri, redis)?)),
+        "redis" => {
+            redis.validate()?;
+            Ok(Arc::new(RedisBackend::connect(uri, redis)?))
+        }
         "mongodb" => Ok(Arc::new(MongoBackend::connect(uri)?)),
-        "embedded" => Ok(Arc::new(EmbeddedBackend::open_uri(
-            uri,
-            redis.sweep_interval,
-            embedded,
-        )?)),
+        "embedded" => Ok(Arc::new(EmbeddedBackend::open_uri(uri, embedded)?)),
         _ => Err(StorageError::Invalid(format!(
             "unsupported backend uri {uri:?}: the scheme must be one of {}",
             SUPPORTED_SCHEMES.join(", ")
@@ -60,5 +59,45 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    #[tokio::test]
+    async fn zero_intervals_are_refused_before_anything_starts() {
+        let dir = tempfile::tempdir().unwrap();
+        let uri = format!("embedded://{}", dir.path().display());
+        let no_sweep = EmbeddedConfig {
+            sweep_interval: std::time::Duration::ZERO,
+            ..EmbeddedConfig::default()
+        };
+        let error = open(&uri, &RedisConfig::default(), &no_sweep)
+            .err()
+            .unwrap();
+        assert!(matches!(error, StorageError::Invalid(_)), "{error}");
+        assert!(
+            error.to_string().contains("embedded.sweep_interval"),
+            "{error}"
+        );
+        assert!(!dir.path().join(embedded::DATA_FILE).exists());
+        // The embedded store keeps its own interval, whatever Redis's is.
+        let redis_zero = RedisConfig {
+            sweep_interval: std::time::Duration::ZERO,
+            ..RedisConfig::default()
+        };
+        assert!(open(&uri, &redis_zero, &EmbeddedConfig::default()).is_ok());
+        for redis in [
+            redis_zero,
+            RedisConfig {
+                response_timeout: std::time::Duration::ZERO,
+                ..RedisConfig::default()
+            },
+        ] {
+            let error = open("redis://127.0.0.1:1/0", &redis, &EmbeddedConfig::default())
+                .err()
+                .unwrap();
+            assert!(
+                error.to_string().contains("redis.sweep_interval"),
+                "{error}"
+            );
+        }
     }
 }

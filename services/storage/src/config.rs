@@ -68,16 +68,8 @@ impl StorageNodeConfig {
                 "no backend configured: pass --backend redis://HOST:PORT[/DB]".into(),
             ));
         }
-        if self.redis.sweep_interval.is_zero() {
-            return Err(StorageError::Invalid(
-                "redis.sweep_interval must be positive".into(),
-            ));
-        }
-        if self.delivery.timeout.is_zero() || self.delivery.concurrency == 0 {
-            return Err(StorageError::Invalid(
-                "delivery.timeout and delivery.concurrency must be positive".into(),
-            ));
-        }
-        Ok(())
+        self.redis.validate()?;
+        self.embedded.validate()?;
+        self.delivery.validate()
     }
 }

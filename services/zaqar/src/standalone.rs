@@ -137,6 +137,9 @@ pub async fn run(
     };
     let mut config: StandaloneConfig = settings::load("standalone", file, flags)?;
     config.api.validate().map_err(anyhow::Error::msg)?;
+    config.redis.validate()?;
+    config.embedded.validate()?;
+    config.delivery.validate()?;
     let dir = config.data_dir.clone().unwrap_or_else(default_data_dir);
     if config.backend.is_empty() {
         config.backend = format!("embedded://{}", dir.display());
@@ -182,5 +185,7 @@ mod tests {
         assert_eq!(config.data_dir, Some(PathBuf::from("zaqar-data")));
         assert_eq!(config.api.limits.max_claim_ttl, 43_200);
         assert_eq!(config.delivery, DeliveryConfig::default());
+        assert_eq!(config.embedded.sweep_interval.as_secs(), 5);
+        config.embedded.validate().unwrap();
     }
 }

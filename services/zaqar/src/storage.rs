@@ -117,6 +117,7 @@ mod config_tests {
         assert_eq!(config.backend, "redis://127.0.0.1:6379/0");
         assert_eq!(config.redis.sweep_interval.as_secs(), 5);
         assert_eq!(config.embedded.cache_mib, 64);
+        assert_eq!(config.embedded.sweep_interval.as_secs(), 5);
         assert_eq!(
             config.delivery,
             zaqar_storage::delivery::DeliveryConfig::default()

@@ -543,11 +543,29 @@ pub struct EmbeddedConfig {
     /// Memory for the store's page cache, in MiB (redb's own default is
     /// 1 GiB, which a busy store fills: the process then holds that much).
     pub cache_mib: u64,
+    /// How often the background sweeper removes expired data.
+    #[serde(with = "humantime_serde")]
+    pub sweep_interval: Duration,
 }
 
 impl Default for EmbeddedConfig {
     fn default() -> Self {
-        EmbeddedConfig { cache_mib: 64 }
+        EmbeddedConfig {
+            cache_mib: 64,
+            sweep_interval: Duration::from_secs(5),
+        }
+    }
+}
+
+impl EmbeddedConfig {
+    /// Checks the settings that serde cannot: a positive sweep interval.
+    pub fn validate(&self) -> Result<()> {
+        if self.sweep_interval.is_zero() {
+            return Err(StorageError::Invalid(
+                "embedded.sweep_interval must be positive".into(),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -569,11 +587,8 @@ pub struct EmbeddedBackend {
 impl EmbeddedBackend {
     /// Opens (or creates) the store in `dir` and starts the writer and the
     /// sweeper.
-    pub fn open(
-        dir: &Path,
-        sweep_interval: Duration,
-        config: &EmbeddedConfig,
-    ) -> Result<EmbeddedBackend> {
+    pub fn open(dir: &Path, config: &EmbeddedConfig) -> Result<EmbeddedBackend> {
+        config.validate()?;
         std::fs::create_dir_all(dir).map_err(|error| {
             StorageError::Invalid(format!(
                 "cannot create data directory {}: {error}",
@@ -603,7 +618,11 @@ impl EmbeddedBackend {
             .spawn(move || writer_loop(&writer_db, &queue))
             .map_err(|error| StorageError::Internal(format!("cannot start the writer: {error}")))?;
         let cancel = CancellationToken::new();
-        tokio::spawn(sweep_forever(jobs.clone(), sweep_interval, cancel.clone()));
+        tokio::spawn(sweep_forever(
+            jobs.clone(),
+            config.sweep_interval,
+            cancel.clone(),
+        ));
         Ok(EmbeddedBackend {
             db,
             jobs,
@@ -615,11 +634,7 @@ impl EmbeddedBackend {
     }
 
     /// Opens the store named by an `embedded://DIR` URI.
-    pub fn open_uri(
-        uri: &str,
-        sweep_interval: Duration,
-        config: &EmbeddedConfig,
-    ) -> Result<EmbeddedBackend> {
+    pub fn open_uri(uri: &str, config: &EmbeddedConfig) -> Result<EmbeddedBackend> {
         let dir = uri
             .strip_prefix("embedded://")
             .filter(|dir| !dir.is_empty())
@@ -628,7 +643,7 @@ impl EmbeddedBackend {
                     "invalid embedded uri {uri:?}: expected embedded://DIR"
                 ))
             })?;
-        Self::open(Path::new(dir), sweep_interval, config)
+        Self::open(Path::new(dir), config)
     }
 
     /// The database file.
@@ -1745,12 +1760,11 @@ mod conformance {
 
     async fn embedded_fixture() -> Fixture {
         let dir = tempfile::tempdir().expect("temporary directory");
-        let backend = EmbeddedBackend::open(
-            dir.path(),
-            Duration::from_secs(1),
-            &EmbeddedConfig::default(),
-        )
-        .expect("open the store");
+        let config = EmbeddedConfig {
+            sweep_interval: Duration::from_secs(1),
+            ..EmbeddedConfig::default()
+        };
+        let backend = EmbeddedBackend::open(dir.path(), &config).expect("open the store");
         Fixture {
             backend: Arc::new(backend),
             guard: Some(Box::new(dir)),

@@ -54,6 +54,18 @@ impl Default for RedisConfig {
     }
 }
 
+impl RedisConfig {
+    /// Checks the settings that serde cannot: both durations positive.
+    pub fn validate(&self) -> Result<()> {
+        if self.sweep_interval.is_zero() || self.response_timeout.is_zero() {
+            return Err(StorageError::Invalid(
+                "redis.sweep_interval and redis.response_timeout must be positive".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// Prefix of every key this backend writes.
 const KEY_ROOT: &str = "zaqar:";
 /// Suffixes of a queue's keys, in the order the scripts expect them.

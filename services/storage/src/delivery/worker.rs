@@ -50,6 +50,17 @@ impl Default for DeliveryConfig {
 }
 
 impl DeliveryConfig {
+    /// Checks the settings that serde cannot: a positive timeout and
+    /// concurrency.
+    pub fn validate(&self) -> crate::error::Result<()> {
+        if self.timeout.is_zero() || self.concurrency == 0 {
+            return Err(crate::error::StorageError::Invalid(
+                "delivery.timeout and delivery.concurrency must be positive".into(),
+            ));
+        }
+        Ok(())
+    }
+
     /// How long a taken delivery stays leased. The worker hands a record
     /// back once half the lease has passed, before its next attempt; an
     /// attempt lasts at most `timeout`, so the lease never runs out under a
