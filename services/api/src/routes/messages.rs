@@ -4,134 +4,26 @@ use axum::body::Body;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::json;
-use serde_json::value::RawValue;
-use zaqar_proto::model::{ClaimRef, ListQuery, NewMessage, PostBatch, PostLimits, Scope};
+use zaqar_proto::model::{ClaimRef, ListQuery, PostBatch, PostLimits, Scope};
 
 use crate::body::{self, RawBody};
 use crate::context::{PathParams, RequestContext};
 use crate::error::{ApiError, ApiResult};
-use crate::metadata::MIN_MESSAGE_TTL;
 use crate::present::{self, MessageView, PoppedView, links};
-use crate::query::{LimitWording, LinkParams, QueryParams, limit_error, page_limit, parse_int};
+use crate::query::{LimitWording, LinkParams, QueryParams, limit_error, page_limit};
 use crate::routes::queues::parse_metadata;
 use crate::state::AppState;
 
-/// The top level of a message POST; other keys are ignored.
-#[derive(Deserialize)]
-struct PostDocument<'a> {
-    #[serde(borrow, default, deserialize_with = "present_raw")]
-    messages: Option<&'a RawValue>,
-}
+mod document;
+
+use document::parse_messages;
 
 /// The answer to a POST: the new messages' hrefs.
 #[derive(Serialize)]
 struct Created {
     resources: Vec<String>,
-}
-
-/// One message of a POST; other keys are ignored.
-#[derive(Deserialize)]
-struct MessageDocument<'a> {
-    #[serde(borrow, default, deserialize_with = "present_raw")]
-    body: Option<&'a RawValue>,
-    #[serde(borrow, default, deserialize_with = "present_raw")]
-    ttl: Option<&'a RawValue>,
-    #[serde(borrow, default, deserialize_with = "present_raw")]
-    delay: Option<&'a RawValue>,
-}
-
-/// Keeps a present member (JSON `null` included) as `Some`.
-fn present_raw<'de, D>(deserializer: D) -> Result<Option<&'de RawValue>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-{
-    <&RawValue as Deserialize>::deserialize(deserializer).map(Some)
-}
-
-/// Reads an integer field the way Zaqar does (booleans are 0/1).
-fn int_field(raw: &RawValue, field: &str) -> ApiResult<i64> {
-    match raw.get().trim() {
-        "true" => Ok(1),
-        "false" => Ok(0),
-        text if !text.contains(['.', 'e', 'E']) => {
-            parse_int(text).ok_or_else(|| body::wrong_type(field, "int"))
-        }
-        _ => Err(body::wrong_type(field, "int")),
-    }
-}
-
-fn first_char(raw: &RawValue) -> Option<u8> {
-    raw.get().trim_start().bytes().next()
-}
-
-/// Parses and checks a POST body (steps 3–7 of contract §2.3.1).
-fn parse_messages(bytes: &[u8], limits: &crate::config::Limits) -> ApiResult<Vec<NewMessage>> {
-    let text = std::str::from_utf8(bytes).map_err(|_| body::unparsable())?;
-    let no_messages = || ApiError::invalid("No messages were found in the request body.");
-    // An object that parses as a document is valid JSON: one pass instead of
-    // validating first. Anything else takes the checks in their order.
-    let fast = match text.trim_start().as_bytes().first() {
-        Some(b'{') => serde_json::from_str::<PostDocument>(text).ok(),
-        _ => None,
-    };
-    let document = match fast {
-        Some(document) => {
-            body::check_integers(text)?;
-            document
-        }
-        None => {
-            let top: &RawValue = serde_json::from_str(text).map_err(|_| body::unparsable())?;
-            body::check_top_level(text)?;
-            body::check_integers(text)?;
-            if first_char(top) != Some(b'{') {
-                return Err(no_messages());
-            }
-            serde_json::from_str(top.get()).map_err(|_| body::unparsable())?
-        }
-    };
-    let messages = document.messages.ok_or_else(no_messages)?;
-    if first_char(messages) != Some(b'[') {
-        return Err(body::unsupported_document());
-    }
-    let elements: Vec<&RawValue> =
-        serde_json::from_str(messages.get()).map_err(|_| body::unparsable())?;
-    let mut parsed = Vec::with_capacity(elements.len());
-    for element in elements {
-        if first_char(element) != Some(b'{') {
-            return Err(body::unsupported_document());
-        }
-        let message: MessageDocument =
-            serde_json::from_str(element.get()).map_err(|_| body::unparsable())?;
-        let body = message
-            .body
-            .ok_or_else(|| ApiError::bad_body("Missing \"body\" field."))?;
-        let ttl = message.ttl.map(|raw| int_field(raw, "ttl")).transpose()?;
-        let delay = message
-            .delay
-            .map(|raw| int_field(raw, "delay"))
-            .transpose()?;
-        parsed.push(NewMessage {
-            body: body.get().to_string(),
-            ttl,
-            delay,
-        });
-    }
-    if parsed.is_empty() {
-        return Err(ApiError::invalid("No messages to enqueu."));
-    }
-    for message in &parsed {
-        if let Some(ttl) = message.ttl
-            && !(MIN_MESSAGE_TTL..=limits.max_message_ttl).contains(&ttl)
-        {
-            return Err(ApiError::invalid(format!(
-                "The TTL for a message may not exceed {} seconds, and must be at least {} seconds long.",
-                limits.max_message_ttl, MIN_MESSAGE_TTL
-            )));
-        }
-    }
-    Ok(parsed)
 }
 
 /// `POST .../messages`: 201 with the new messages' hrefs.
@@ -431,86 +323,5 @@ pub async fn delete_one(
             error,
             "Message could not be deleted.",
         )),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::Limits;
-
-    fn parse(text: &str) -> ApiResult<Vec<NewMessage>> {
-        parse_messages(text.as_bytes(), &Limits::default())
-    }
-
-    #[test]
-    fn bodies_keep_their_raw_text() {
-        let parsed = parse(
-            r#"{"messages": [{"body": {"b": 1, "a": [1, 2]}, "ttl": 300}, {"body": null}, {"body": "x", "delay": 5}]}"#,
-        )
-        .unwrap();
-        assert_eq!(parsed[0].body, r#"{"b": 1, "a": [1, 2]}"#);
-        assert_eq!(parsed[0].ttl, Some(300));
-        assert_eq!(parsed[1].body, "null");
-        assert_eq!(parsed[1].ttl, None);
-        assert_eq!(parsed[2].delay, Some(5));
-    }
-
-    #[test]
-    fn bad_posts_are_400_with_zaqar_texts() {
-        let cases = [
-            ("[", "Request body could not be parsed."),
-            (".", "Request body could not be parsed."),
-            ("123", "Request body could not be parsed."),
-            ("[]", "No messages were found in the request body."),
-            (
-                r#"[{"body": 1}]"#,
-                "No messages were found in the request body.",
-            ),
-            ("{}", "No messages were found in the request body."),
-            (r#"{"messages": {}}"#, "Document type not supported."),
-            (r#"{"messages": [1]}"#, "Document type not supported."),
-            (r#"{"messages": []}"#, "No messages to enqueu."),
-            (r#"{"messages": [{"ttl": 60}]}"#, "Missing \"body\" field."),
-            (
-                r#"{"messages": [{"body": 1, "ttl": 0.05}]}"#,
-                "The value of the \"ttl\" field must be a int.",
-            ),
-            (
-                r#"{"messages": [{"body": 1, "ttl": "60"}]}"#,
-                "The value of the \"ttl\" field must be a int.",
-            ),
-            (
-                r#"{"messages": [{"body": 1, "ttl": null}]}"#,
-                "The value of the \"ttl\" field must be a int.",
-            ),
-            (
-                r#"{"messages": [{"body": 1, "ttl": 59}]}"#,
-                "The TTL for a message may not exceed 1209600 seconds",
-            ),
-            (
-                r#"{"messages": [{"body": 1, "ttl": -1}]}"#,
-                "The TTL for a message may not exceed",
-            ),
-            (
-                r#"{"messages": [{"body": 1, "ttl": 1209601}]}"#,
-                "The TTL for a message may not exceed",
-            ),
-            (
-                r#"{"messages": [{"body": 99999999999999999999}]}"#,
-                "JSON contains integer that is too large.",
-            ),
-        ];
-        for (text, expected) in cases {
-            let error = parse(text).unwrap_err();
-            assert_eq!(error.status().as_u16(), 400, "{text}");
-            assert!(error.to_string().contains(expected), "{text}: {error}");
-        }
-    }
-
-    #[test]
-    fn delay_types_are_checked_but_ranges_are_left_to_storage() {
-        assert!(parse(r#"{"messages": [{"body": 1, "delay": 99999}]}"#).is_ok());
-        assert!(parse(r#"{"messages": [{"body": 1, "delay": "x"}]}"#).is_err());
     }
 }
