@@ -143,8 +143,9 @@ impl<'de> Visitor<'de> for MessagesVisitor {
         Ok(Messages::Array(elements))
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-        skip_map(map).map(|()| Messages::Other)
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(Messages::Other)
     }
 
     scalars_are!(Messages::Other);
@@ -177,11 +178,6 @@ impl<'de> Visitor<'de> for ElementVisitor {
     }
 
     scalars_are!(Element::Other);
-}
-
-fn skip_map<'de, A: MapAccess<'de>>(mut map: A) -> Result<(), A::Error> {
-    while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-    Ok(())
 }
 
 /// The step-by-step reading of a body that is not a well-formed document,
