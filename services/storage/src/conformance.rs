@@ -1366,6 +1366,21 @@ pub async fn claim_lifecycle_get_renew_release(backend: BackendRef) {
     );
     assert!(got.age >= 0);
     assert_eq!(ids_of(&got.messages), ids[..2].to_vec());
+    // The messages a claim hands out read the same as when read back.
+    assert_eq!(held.messages.len(), got.messages.len());
+    for (handed, stored) in held.messages.iter().zip(&got.messages) {
+        assert_eq!(handed.claim_id.as_deref(), Some(held.id.as_str()));
+        assert_eq!(
+            (&handed.id, handed.ttl, &handed.body, &handed.claim_id),
+            (&stored.id, stored.ttl, &stored.body, &stored.claim_id)
+        );
+        assert_eq!(
+            (handed.claim_count, handed.created),
+            (stored.claim_count, stored.created)
+        );
+        assert!(handed.created > 1_600_000_000 && handed.age >= 0);
+        assert!((stored.age - handed.age).abs() <= 1);
+    }
     assert_kind(backend.get_claim(&scope, "a").await, ErrorKind::NotFound);
     let other = scope.sibling("other").unwrap();
     backend.create_queue(&other, "{}").await.unwrap();

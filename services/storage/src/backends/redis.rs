@@ -497,6 +497,26 @@ impl Reply {
         Ok((message, position))
     }
 
+    /// Reads one message of a claim just made (see `claim_create.lua`):
+    /// it is held by `claim_id`; its age and created seconds follow from
+    /// `now` (ms, the script's clock) and its creation time.
+    fn claimed_message(&mut self, claim_id: &str, now: i64) -> Result<Message> {
+        let id = self.string()?;
+        let ttl = self.int()?;
+        let created_ms = self.int()?;
+        let body = self.string()?;
+        let claim_count = self.int()?;
+        Ok(Message {
+            id,
+            ttl,
+            age: (now - created_ms).div_euclid(1000),
+            body,
+            claim_id: Some(claim_id.to_string()),
+            claim_count,
+            created: created_ms.div_euclid(1000),
+        })
+    }
+
     fn messages(&mut self) -> Result<Vec<Message>> {
         let mut messages = Vec::with_capacity(self.len() / MESSAGE_FIELDS);
         while !self.is_empty() {
@@ -1016,11 +1036,12 @@ impl Backend for RedisBackend {
             }
             let mut reply = Reply::new(inner.run(&invocation).await?)?;
             let moved = reply.int()?;
+            let now = reply.int()?;
             for (id, spec) in ids.into_iter().zip(chunk) {
                 let count = usize::try_from(reply.int()?).unwrap_or_default();
                 let mut messages = Vec::with_capacity(count);
                 for _ in 0..count {
-                    messages.push(reply.message()?.0);
+                    messages.push(reply.claimed_message(&id, now)?);
                 }
                 outcomes.push(Ok((!messages.is_empty()).then_some(Claim {
                     id,

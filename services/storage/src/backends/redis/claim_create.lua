@@ -3,14 +3,16 @@
 -- Each claims up to `limit` of the oldest live, visible, unclaimed messages.
 -- With dead-lettering active, messages already claimed `_max_claim_count`
 -- times are moved to the dead-letter outbox instead (the caller then files
--- them into the dead-letter queue). Returns {moved, then per claim: count n,
--- n claimed messages' fields...}; no claim is recorded when nothing was
--- claimed.
+-- them into the dead-letter queue). Returns {moved, now (ms), then per claim:
+-- count n, then per claimed message: id, ttl, created (ms), body, claim
+-- count}; no claim is recorded when nothing was claimed. (The claim id,
+-- age and created seconds of `push_message` follow from the claim and
+-- `now`: fewer reply fields, which Redis converts one by one.)
 local now = now_ms()
 local claims = #ARGV / 4
 if not queue_exists() then
-  local out = {0}
-  for k = 1, claims do out[k + 1] = 0 end
+  local out = {0, now}
+  for k = 1, claims do out[k + 2] = 0 end
   return out
 end
 sweep_messages(now, 20)
@@ -19,7 +21,7 @@ reap(now, 1000)
 local settings = redis.call('HMGET', K_Q, 'mcc', 'dlq', 'dlqttl')
 local mcc, dlq, dlq_ttl = tonumber(settings[1] or ''), settings[2], tonumber(settings[3] or '')
 local dead_active = mcc ~= nil and dlq and dlq ~= ''
-local out = {0}
+local out = {0, now}
 local moved = 0
 
 local function claim_one(cid, ttl, grace, limit)
@@ -47,6 +49,9 @@ local function claim_one(cid, ttl, grace, limit)
   if #picked == 0 then return end
   -- One command per structure for all the picked messages.
   local infos, held, extended = {}, {}, {}
+  -- Messages of one post share their record before the claim, so mostly
+  -- after it too: equal records are packed once.
+  local last, packed = nil, nil
   for i, id in ipairs(picked) do
     local m = picked_info[i]
     m[CLAIM] = cid
@@ -58,8 +63,9 @@ local function claim_one(cid, ttl, grace, limit)
       extended[#extended + 1] = m[EXPIRES]
       extended[#extended + 1] = id
     end
+    if not (last and same_info(m, last)) then last, packed = m, cmsgpack.pack(m) end
     infos[#infos + 1] = id
-    infos[#infos + 1] = cmsgpack.pack(m)
+    infos[#infos + 1] = packed
     held[#held + 1] = picked_pos[i]
     held[#held + 1] = id
   end
@@ -70,7 +76,11 @@ local function claim_one(cid, ttl, grace, limit)
   redis.call('HSET', K_CLAIMS, cid, cmsgpack.pack({now, cexp, ttl, grace, picked}))
   redis.call('ZADD', K_CEXP, cexp, cid)
   local bodies = redis.call('HMGET', K_BODY, unpack(picked))
-  for i, id in ipairs(picked) do push_message(out, id, picked_info[i], bodies[i], now, picked_pos[i]) end
+  for i, id in ipairs(picked) do
+    local m = picked_info[i]
+    local n = #out
+    out[n + 1], out[n + 2], out[n + 3], out[n + 4], out[n + 5] = id, m[TTL], m[CREATED], bodies[i] or 'null', m[COUNT]
+  end
 end
 
 for k = 1, claims do

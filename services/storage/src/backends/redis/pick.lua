@@ -1,11 +1,27 @@
 -- Prelude of the scripts that take messages (claim, pop): walks the free set.
 
+-- A copy of an info record.
+local function copy_info(m)
+  return {m[1], m[2], m[3], m[4], m[5], m[6], m[7], m[8], m[9]}
+end
+
+-- Whether two info records are equal.
+local function same_info(a, b)
+  for i = 1, 9 do
+    if a[i] ~= b[i] then return false end
+  end
+  return true
+end
+
 -- Calls visit(id, info, position) on each live, visible, unclaimed message in
 -- position order until visit returns false or `budget` entries were looked at.
 -- Expired entries met on the way are removed. Reads `want` entries first
 -- (what the caller expects to take), then ever larger chunks up to 100.
+-- Each visit gets its own record table (the caller may change it); runs of
+-- equal records (one post's messages share one) are decoded once.
 local function walk_free(now, budget, want, visit)
   local min, scanned = '-inf', 0
+  local last_raw, last = nil, nil
   local chunk = math.max(1, math.min(want, 100))
   while scanned < budget do
     local batch = redis.call('ZRANGEBYSCORE', K_FREE, min, '+inf', 'WITHSCORES', 'LIMIT', 0, chunk)
@@ -20,7 +36,8 @@ local function walk_free(now, budget, want, visit)
       if not raw then
         redis.call('ZREM', K_FREE, id)
       else
-        local m = cmsgpack.unpack(raw)
+        if raw ~= last_raw then last_raw, last = raw, cmsgpack.unpack(raw) end
+        local m = copy_info(last)
         if m[EXPIRES] <= now then
           remove_message(id)
         elseif m[VISIBLE] <= now then
