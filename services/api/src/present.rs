@@ -92,6 +92,19 @@ pub fn links(next: Option<String>) -> Vec<Link> {
         .collect()
 }
 
+/// `{"messages": [...]}`, with `links` for a page. Built as a typed value
+/// rather than a `serde_json::Value`, so each message body goes out as
+/// stored instead of being parsed into a tree and written again. Fields in
+/// name order, as a `Value` object writes them.
+#[derive(Serialize)]
+pub struct MessageList<T> {
+    /// The page's links; absent from answers that are not pages.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub links: Option<Vec<Link>>,
+    /// The messages.
+    pub messages: Vec<T>,
+}
+
 /// A JSON response with a status.
 pub fn json<T: Serialize>(status: StatusCode, body: &T) -> Response {
     match serde_json::to_vec(body) {

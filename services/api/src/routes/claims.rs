@@ -4,14 +4,15 @@ use axum::body::Body;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
 use zaqar_proto::model::ClaimSpec;
 
 use crate::body::{self, RawBody};
 use crate::config::Limits;
 use crate::context::{PathParams, RequestContext};
 use crate::error::{ApiError, ApiResult};
-use crate::present::{self, MessageView};
+use crate::present::{self, MessageList, MessageView};
 use crate::query::{LimitWording, QueryParams, page_limit};
 use crate::state::AppState;
 
@@ -101,9 +102,25 @@ pub async fn create(
         .iter()
         .map(|m| MessageView::new(scope, m))
         .collect();
-    let response = present::json(StatusCode::CREATED, &json!({"messages": views}));
+    let response = present::json(
+        StatusCode::CREATED,
+        &MessageList {
+            links: None,
+            messages: views,
+        },
+    );
     let location = format!("{}/claims/{}", present::resource_path(scope), claim.id);
     Ok(present::with_location(response, &location))
+}
+
+/// A claim as `GET .../claims/{claim_id}` shows it (fields in name order,
+/// as a `serde_json::Value` object writes them).
+#[derive(Serialize)]
+struct ClaimView<'a> {
+    age: i64,
+    href: String,
+    messages: Vec<MessageView<'a>>,
+    ttl: i64,
 }
 
 fn claim_not_found(context: &RequestContext, id: &str) -> ApiResult<ApiError> {
@@ -136,12 +153,12 @@ pub async fn get(
         .iter()
         .map(|m| MessageView::new(scope, m))
         .collect();
-    let body = json!({
-        "age": claim.age.max(0),
-        "ttl": claim.ttl,
-        "messages": views,
-        "href": format!("{}/claims/{}", present::resource_path(scope), claim.id),
-    });
+    let body = ClaimView {
+        age: claim.age.max(0),
+        href: format!("{}/claims/{}", present::resource_path(scope), claim.id),
+        messages: views,
+        ttl: claim.ttl,
+    };
     Ok(present::json(StatusCode::OK, &body))
 }
 
@@ -192,6 +209,7 @@ pub async fn delete(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn claim_bodies_follow_zaqar() {

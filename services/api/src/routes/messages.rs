@@ -5,13 +5,12 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use serde_json::json;
 use zaqar_proto::model::{ClaimRef, ListQuery, PostBatch, PostLimits, Scope};
 
 use crate::body::{self, RawBody};
 use crate::context::{PathParams, RequestContext};
 use crate::error::{ApiError, ApiResult};
-use crate::present::{self, MessageView, PoppedView, links};
+use crate::present::{self, MessageList, MessageView, PoppedView, links};
 use crate::query::{LimitWording, LinkParams, QueryParams, limit_error, page_limit};
 use crate::routes::queues::parse_metadata;
 use crate::state::AppState;
@@ -164,7 +163,10 @@ pub async fn list_or_get_many(
         .collect();
     Ok(present::json(
         StatusCode::OK,
-        &json!({"messages": views, "links": links(next)}),
+        &MessageList {
+            links: Some(links(next)),
+            messages: views,
+        },
     ))
 }
 
@@ -195,7 +197,13 @@ async fn get_many(state: &AppState, scope: &Scope, ids: Vec<String>) -> ApiResul
         .iter()
         .map(|m| MessageView::new(scope, m))
         .collect();
-    Ok(present::json(StatusCode::OK, &json!({"messages": views})))
+    Ok(present::json(
+        StatusCode::OK,
+        &MessageList {
+            links: None,
+            messages: views,
+        },
+    ))
 }
 
 /// `DELETE .../messages?ids=...` (204) or `?pop=N` (200 with the messages).
@@ -265,7 +273,13 @@ pub async fn delete_many_or_pop(
         .await
         .map_err(ApiError::storage("Messages could not be popped."))?;
     let views: Vec<PoppedView> = popped.iter().map(PoppedView::new).collect();
-    Ok(present::json(StatusCode::OK, &json!({"messages": views})))
+    Ok(present::json(
+        StatusCode::OK,
+        &MessageList {
+            links: None,
+            messages: views,
+        },
+    ))
 }
 
 /// `GET .../messages/{id}`.
