@@ -29,7 +29,9 @@
 # then, per round, the Redis ceiling (see "Redis ceiling" below).
 #
 # Output (stdout): a table of medians over the rounds, ours vs theirs, their
-# ratio and the Redis ceiling; the per-round message rates; peak RSS; notes.
+# ratio and the Redis ceiling; the per-round message rates; the CPU time the
+# hypervisor took during each saturating run (steal, from /proc/stat); peak
+# RSS; notes.
 # Its last line is exactly `ratio post=X consume=Y`: X = the lower of the post
 # b1 and post b10 median message-rate ratios (ours/theirs), Y = the consume
 # median message-rate ratio; two decimals. Progress and errors go to stderr.
@@ -507,6 +509,9 @@ run_bench() {
     else
         check_alive "$THEIR_PID" gunicorn "$WORK/theirs.log"
     fi
+    # CPU time the hypervisor takes meanwhile (steal) is kept beside the run.
+    local stat_before
+    stat_before=$(head -n 1 /proc/stat 2>/dev/null || true)
     # In the background, so that a signal stops the script (and the trap this
     # load generator) at once rather than after the run.
     "$ZAQAR" "${args[@]}" >"$out" 2>"$err" </dev/null &
@@ -517,6 +522,8 @@ run_bench() {
     [ "$status" -eq 0 ] || die "zaqar ${args[*]} failed (exit $status); stderr:
 $(tail -n 20 "$err")"
     python3 "$HELPER" check-bench "$out" || die "zaqar bench printed no report (see $out)"
+    python3 "$HELPER" steal "$stat_before" "$(head -n 1 /proc/stat 2>/dev/null || true)" \
+        >"$dir/r$round.steal" 2>/dev/null || : >"$dir/r$round.steal"
 }
 
 # Prints the consume prefill for side $1 in round $2.

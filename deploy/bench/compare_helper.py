@@ -15,6 +15,10 @@ Subcommands:
                                 rewritten after every sample). SPEC is
                                 NAME=PID (that process) or NAME=PID+ (that
                                 process plus its children, summed)
+  steal BEFORE AFTER            prints the share (%) of all CPU time the
+                                hypervisor took (steal) between two copies of
+                                /proc/stat's first line, or nothing when they
+                                carry no steal field
   report DIR ROUNDS             prints the comparison table and, as its last
                                 line, `ratio post=X consume=Y`
 """
@@ -156,6 +160,27 @@ def fmt(value, digits=0):
     return f"{value:,.{digits}f}"
 
 
+def steal(before, after):
+    """Share (%) of CPU time stolen between two /proc/stat `cpu` lines."""
+    a = [int(x) for x in before.split()[1:]]
+    b = [int(x) for x in after.split()[1:]]
+    if len(a) < 8 or len(b) < 8:
+        return None
+    delta = [y - x for x, y in zip(a, b)]
+    total = sum(delta[:8])
+    return 100.0 * delta[7] / total if total > 0 else None
+
+
+def read_steal(path):
+    """The steal share a run recorded, or None."""
+    try:
+        with open(path, encoding="ascii") as handle:
+            text = handle.read().strip()
+    except OSError:
+        return None
+    return float(text) if text else None
+
+
 def report(base, rounds):
     runs = {}  # (side, scenario) -> [json per round]
     for side in ("ours", "theirs"):
@@ -254,6 +279,22 @@ def report(base, rounds):
             cells.append(f"{fmt(first(o, *keys))} / {fmt(first(t, *keys))}")
         print(f"  {scenario:<8} " + " | ".join(cells))
 
+    stolen = {
+        (side, scenario): [read_steal(os.path.join(base, side, scenario, f"r{r}.steal"))
+                           for r in range(1, rounds + 1)]
+        for side in ("ours", "theirs") for scenario in SCENARIOS
+    }
+    if any(v is not None for values in stolen.values() for v in values):
+        print()
+        print("CPU time taken by the hypervisor during each run (steal, % of all cores;")
+        print(" ours / theirs; a few % or more makes that run's tail latency noisy):")
+        for scenario in SCENARIOS:
+            cells = [f"{fmt(o, 1)} / {fmt(t, 1)}"
+                     for o, t in zip(stolen["ours", scenario], stolen["theirs", scenario])
+                     if o is not None or t is not None]
+            if cells:
+                print(f"  {scenario:<8} " + " | ".join(cells))
+
     rss_path = os.path.join(base, "rss")
     if os.path.exists(rss_path):
         print()
@@ -307,6 +348,10 @@ def main(argv):
         print(rps(args[0]))
     elif cmd == "rss-sample" and len(args) >= 2:
         rss_sample(args[0], args[1:])
+    elif cmd == "steal" and len(args) == 2:
+        share = steal(args[0], args[1])
+        if share is not None:
+            print(f"{share:.2f}")
     elif cmd == "report" and len(args) == 2:
         report(args[0], int(args[1]))
     else:
