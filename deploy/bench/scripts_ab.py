@@ -43,6 +43,7 @@ MESSAGES_PER_POST = 10
 CALLS_PER_BATCH = 100
 CLAIMS_PER_BATCH = 200
 DELETES_PER_CALL = 16
+CLAIM_LIMIT = 10
 BODY = '{"data":"' + "x" * 244 + '"}'
 
 
@@ -87,16 +88,14 @@ class Clock:
     def __init__(self, r):
         self.r = r
 
-    def read(self):
-        stats = self.r.info("commandstats").get("cmdstat_evalsha", {})
-        return stats.get("calls", 0), stats.get("usec", 0)
+    def usec(self):
+        return self.r.info("commandstats").get("cmdstat_evalsha", {}).get("usec", 0)
 
     def time(self, calls):
         """Runs `calls` (argument tuples of EVALSHA); returns (µs, replies)."""
-        _, before = self.read()
+        before = self.usec()
         replies = [self.r.evalsha(*call) for call in calls]
-        _, after = self.read()
-        return after - before, replies
+        return self.usec() - before, replies
 
 
 def free_port():
@@ -105,9 +104,8 @@ def free_port():
         return s.getsockname()[1]
 
 
-def start_redis():
+def start_redis(workdir):
     port = free_port()
-    workdir = tempfile.mkdtemp(prefix="scripts-ab-")
     proc = subprocess.Popen(
         ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--dir", workdir,
          "--save", "", "--appendonly", "no"],
@@ -133,7 +131,7 @@ def run(r, sides, rounds, claim_rounds):
     shas = [load(r, side) for side in sides]
     keys = [[f"zaqar:{{q:p:scripts-ab-{j}}}:{s}" for s in SUFFIXES] for j in range(2)]
     results = {name: ([], []) for name in ("post", "claim", "delete")}
-    needed = claim_rounds * CLAIMS_PER_BATCH * 10
+    needed = claim_rounds * CLAIMS_PER_BATCH * CLAIM_LIMIT
     per_round = CALLS_PER_BATCH * POSTS_PER_CALL * MESSAGES_PER_POST
     rounds = max(rounds, -(-needed // per_round))
     for b in range(rounds):
@@ -146,13 +144,15 @@ def run(r, sides, rounds, claim_rounds):
         for j in order(b):
             cids = [uuid.uuid4().hex[:24] for _ in range(CLAIMS_PER_BATCH)]
             usec, replies = clock.time(
-                [(shas[j]["claim"], len(SUFFIXES), *keys[j], cid, 300, 60, 10) for cid in cids])
+                [(shas[j]["claim"], len(SUFFIXES), *keys[j], cid, 300, 60, CLAIM_LIMIT)
+                 for cid in cids])
             results["claim"][j].append(usec / CLAIMS_PER_BATCH)
             held = []
             for cid, reply in zip(cids, replies):
                 # {moved, now, count, then five fields per message}
-                if reply[2] != 10:
-                    sys.exit(f"scripts_ab.py: {sides[j]}: a claim took {reply[2]} messages, not 10")
+                if reply[2] != CLAIM_LIMIT:
+                    sys.exit(f"scripts_ab.py: {sides[j]}: a claim took {reply[2]} messages,"
+                             f" not {CLAIM_LIMIT}")
                 held += [(reply[3 + i * 5], cid) for i in range(reply[2])]
             calls = []
             for first in range(0, len(held), DELETES_PER_CALL):
@@ -184,19 +184,20 @@ def main():
     parser.add_argument("--claim-rounds", type=int, default=20,
                         help="claim and delete batches per side")
     args = parser.parse_args()
-    proc = None
-    if args.redis:
-        r = redis.Redis.from_url(args.redis)
-    else:
-        proc, r = start_redis()
-    try:
-        r.flushdb()
-        run(r, [args.a, args.b], args.rounds, args.claim_rounds)
-        r.flushdb()
-    finally:
-        if proc:
-            proc.terminate()
-            proc.wait()
+    with tempfile.TemporaryDirectory(prefix="scripts-ab-") as workdir:
+        proc = None
+        if args.redis:
+            r = redis.Redis.from_url(args.redis)
+        else:
+            proc, r = start_redis(workdir)
+        try:
+            r.flushdb()
+            run(r, [args.a, args.b], args.rounds, args.claim_rounds)
+            r.flushdb()
+        finally:
+            if proc:
+                proc.terminate()
+                proc.wait()
 
 
 if __name__ == "__main__":
