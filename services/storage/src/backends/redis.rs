@@ -1484,7 +1484,8 @@ mod conformance {
                 let raw: Vec<i64> = redis::cmd("EVAL")
                     .arg(
                         "local out = {} for i, id in ipairs(ARGV) do \
-                         out[i] = cmsgpack.unpack(redis.call('HGET', KEYS[1], id))[1] end \
+                         local _, m = cmsgpack.unpack_one(redis.call('HGET', KEYS[1], id)) \
+                         out[i] = m[1] end \
                          return out",
                     )
                     .arg(1)
@@ -1500,13 +1501,16 @@ mod conformance {
         // The first held message as an older version left it.
         let _: () = redis::cmd("EVAL")
             .arg(
-                "local m = cmsgpack.unpack(redis.call('HGET', KEYS[1], ARGV[1])) \
+                "local raw = redis.call('HGET', KEYS[1], ARGV[1]) \
+                 local used, m = cmsgpack.unpack_one(raw) \
                  m[1] = 1 redis.call('HSET', KEYS[1], ARGV[1], cmsgpack.pack(m)) \
+                 redis.call('HSET', KEYS[3], ARGV[1], string.sub(raw, used + 1)) \
                  redis.call('ZADD', KEYS[2], 9000000000000, ARGV[1])",
             )
-            .arg(2)
+            .arg(3)
             .arg(format!("{prefix}:info"))
             .arg(format!("{prefix}:claimed"))
+            .arg(format!("{prefix}:body"))
             .arg(&ids[0])
             .query_async(&mut conn)
             .await
@@ -1528,8 +1532,124 @@ mod conformance {
             limit: 3,
         };
         let again = backend.create_claim(&scope, spec).await.unwrap().unwrap();
-        let again: Vec<String> = again.messages.into_iter().map(|m| m.id).collect();
-        assert_eq!(again, ids);
+        let again: Vec<(String, String)> =
+            again.messages.into_iter().map(|m| (m.id, m.body)).collect();
+        let expected: Vec<(String, String)> = ids
+            .iter()
+            .cloned()
+            .zip(["0", "1", "2"].map(String::from))
+            .collect();
+        assert_eq!(again, expected);
+        backend.delete_queue(&scope).await.unwrap();
+    }
+
+    /// Rewrites messages as older versions stored them: the record alone in
+    /// `info`, the body in the `body` hash.
+    async fn to_older_layout(conn: &mut ConnectionManager, prefix: &str, ids: &[String]) {
+        let _: () = redis::cmd("EVAL")
+            .arg(
+                "for _, id in ipairs(ARGV) do \
+                 local raw = redis.call('HGET', KEYS[1], id) \
+                 local used, m = cmsgpack.unpack_one(raw) \
+                 redis.call('HSET', KEYS[1], id, cmsgpack.pack(m)) \
+                 redis.call('HSET', KEYS[2], id, string.sub(raw, used + 1)) end",
+            )
+            .arg(2)
+            .arg(format!("{prefix}:info"))
+            .arg(format!("{prefix}:body"))
+            .arg(ids)
+            .query_async(conn)
+            .await
+            .unwrap();
+    }
+
+    /// A message's body is stored after its record in `info`; messages
+    /// older versions stored keep theirs in the `body` hash, and every
+    /// read, claim change and removal finds it there, side by side with
+    /// new ones, until the last is gone with the hash.
+    #[tokio::test]
+    async fn bodies_inline_and_in_the_older_body_hash() {
+        let backend = RedisBackend::connect(&test_url(), &RedisConfig::default()).unwrap();
+        let scope = Scope::queue(format!("bodies-{}", uuid::Uuid::new_v4().simple()), "q").unwrap();
+        let prefix = key_prefix(&scope);
+        let mut conn = backend.inner.conn();
+        let body_hash_len = |conn: &ConnectionManager| {
+            let mut conn = conn.clone();
+            let key = format!("{prefix}:body");
+            async move {
+                let n: u64 = redis::cmd("HLEN")
+                    .arg(key)
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap();
+                n
+            }
+        };
+        let old = backend.post_messages(&scope, batch(4, None)).await.unwrap();
+        assert_eq!(body_hash_len(&conn).await, 0, "new bodies are inline");
+        to_older_layout(&mut conn, &prefix, &old).await;
+        let new = backend.post_messages(&scope, batch(2, None)).await.unwrap();
+        assert_eq!(body_hash_len(&conn).await, 4);
+        let bodies = |messages: Vec<zaqar_proto::model::Message>| -> Vec<(String, String)> {
+            messages.into_iter().map(|m| (m.id, m.body)).collect()
+        };
+        let all: Vec<(String, String)> = old
+            .iter()
+            .chain(&new)
+            .cloned()
+            .zip(["0", "1", "2", "3", "0", "1"].map(String::from))
+            .collect();
+        let query = ListQuery {
+            marker: None,
+            limit: 10,
+            echo: true,
+            client_id: "c".into(),
+            include_claimed: true,
+            include_delayed: true,
+        };
+        let page = backend.list_messages(&scope, &query).await.unwrap();
+        assert_eq!(bodies(page.messages), all);
+        let got = backend
+            .get_messages(&scope, &[old[2].clone(), new[1].clone()])
+            .await
+            .unwrap();
+        assert_eq!(bodies(got), vec![all[2].clone(), all[5].clone()]);
+        // A claim rewrites the records it takes, old and new alike.
+        let spec = ClaimSpec {
+            ttl: 300,
+            grace: 0,
+            limit: 5,
+        };
+        let claim = backend.create_claim(&scope, spec).await.unwrap().unwrap();
+        assert_eq!(bodies(claim.messages), all[..5]);
+        backend
+            .renew_claim(&scope, &claim.id, 600, 0)
+            .await
+            .unwrap();
+        let held = backend.get_claim(&scope, &claim.id).await.unwrap();
+        assert_eq!(bodies(held.messages), all[..5]);
+        backend.release_claim(&scope, &claim.id).await.unwrap();
+        let page = backend.list_messages(&scope, &query).await.unwrap();
+        assert_eq!(bodies(page.messages), all);
+        assert_eq!(body_hash_len(&conn).await, 4);
+        // Removals clear both places.
+        let popped = backend.pop_messages(&scope, 1).await.unwrap();
+        assert_eq!(bodies(popped), all[..1]);
+        backend.delete_message(&scope, &old[1], None).await.unwrap();
+        assert_eq!(body_hash_len(&conn).await, 2);
+        backend
+            .delete_messages(&scope, &[old[2].clone(), new[0].clone()], None)
+            .await
+            .unwrap();
+        backend.delete_message(&scope, &old[3], None).await.unwrap();
+        let exists: bool = redis::cmd("EXISTS")
+            .arg(format!("{prefix}:body"))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert!(!exists, "the body hash goes with its last message");
+        let page = backend.list_messages(&scope, &query).await.unwrap();
+        assert_eq!(bodies(page.messages), all[5..]);
         backend.delete_queue(&scope).await.unwrap();
     }
 }

@@ -26,15 +26,15 @@ local moved = 0
 
 local function claim_one(cid, ttl, grace, limit)
   local cexp = now + ttl * 1000
-  local picked, picked_info, picked_pos = {}, {}, {}
-  walk_free(now, 1000 + limit, limit, function(id, m, pos)
+  local picked, picked_info, picked_pos, picked_tail = {}, {}, {}, {}
+  walk_free(now, 1000 + limit, limit, function(id, m, pos, tail)
     if dead_active and m[COUNT] >= mcc then
       local expires, mttl = m[EXPIRES], m[TTL]
       if dlq_ttl then
         mttl = dlq_ttl
         expires = now + dlq_ttl * 1000
       end
-      local body = redis.call('HGET', K_BODY, id)
+      local body = body_of(id, tail)
       redis.call('HSET', K_DEAD, id, cmsgpack.pack({body, m[CLIENT], m[CREATED], mttl, expires, m[COUNT], dlq}))
       remove_message(id)
       moved = moved + 1
@@ -43,6 +43,7 @@ local function claim_one(cid, ttl, grace, limit)
     picked[#picked + 1] = id
     picked_info[#picked_info + 1] = m
     picked_pos[#picked_pos + 1] = pos
+    picked_tail[#picked_tail + 1] = tail
     return #picked < limit
   end)
   out[#out + 1] = #picked
@@ -65,7 +66,7 @@ local function claim_one(cid, ttl, grace, limit)
     end
     if not (last and same_info(m, last)) then last, packed = m, cmsgpack.pack(m) end
     infos[#infos + 1] = id
-    infos[#infos + 1] = packed
+    infos[#infos + 1] = packed .. picked_tail[i]
     held[#held + 1] = picked_pos[i]
     held[#held + 1] = id
   end
@@ -75,7 +76,7 @@ local function claim_one(cid, ttl, grace, limit)
   if #extended > 0 then redis.call('ZADD', K_EXP, unpack(extended)) end
   redis.call('HSET', K_CLAIMS, cid, cmsgpack.pack({now, cexp, ttl, grace, picked}))
   redis.call('ZADD', K_CEXP, cexp, cid)
-  local bodies = redis.call('HMGET', K_BODY, unpack(picked))
+  local bodies = bodies_of(picked, picked_tail)
   for i, id in ipairs(picked) do
     local m = picked_info[i]
     local n = #out

@@ -9,9 +9,9 @@ local c = cmsgpack.unpack(raw)
 if c[2] <= now then return {'not_found'} end
 local out = {'ok', c[3], c[4], math.floor((now - c[1]) / 1000)}
 for _, id in ipairs(c[5]) do
-  local m = load_info(id)
+  local m, tail = load_info(id)
   if m and m[CLAIM] == cid and m[EXPIRES] > now then
-    push_message(out, id, m, redis.call('HGET', K_BODY, id), now, 0)
+    push_message(out, id, m, body_of(id, tail), now, 0)
   end
 end
 return out

@@ -10,7 +10,7 @@ local c = cmsgpack.unpack(raw)
 if c[2] <= now then return 'not_found' end
 local cexp = now + ttl * 1000
 for _, id in ipairs(c[5]) do
-  local m = load_info(id)
+  local m, tail = load_info(id)
   if m and m[CLAIM] == cid then
     m[CLAIM_EXP] = cexp
     if m[EXPIRES] < cexp then
@@ -18,7 +18,7 @@ for _, id in ipairs(c[5]) do
       m[TTL] = ttl + grace
       redis.call('ZADD', K_EXP, m[EXPIRES], id)
     end
-    save_info(id, m)
+    save_info(id, m, tail)
   end
 end
 redis.call('HSET', K_CLAIMS, cid, cmsgpack.pack({now, cexp, ttl, grace, c[5]}))

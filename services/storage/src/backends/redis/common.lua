@@ -14,12 +14,14 @@
 --   5 claimed  ZSET  message id -> position (messages held by a claim record);
 --                    every stored message is in exactly one of free / claimed
 --   6 info     HASH  message id -> msgpack {0, created, expires, ttl, visible,
---                    client, claim, claim_expires, claim_count}  (times in ms;
---                    the first field is unused: records of older versions
---                    hold the position there, which the free / claimed
---                    score now carries alone, so that every message of a
---                    post shares one record value)
---   7 body     HASH  message id -> body JSON text
+--                    client, claim, claim_expires, claim_count} followed by
+--                    the body JSON text (times in ms; the first field is
+--                    unused: records of older versions hold the position
+--                    there, which the free / claimed score now carries
+--                    alone)
+--   7 body     HASH  message id -> body JSON text, for records written by
+--                    older versions only (they hold no body after the
+--                    msgpack); nothing writes it now
 --   8 claims   HASH  claim id -> msgpack {renewed, expires, ttl, grace, {ids}}
 --   9 cexp     ZSET  claim id -> expiry (ms)
 --  10 dead     HASH  message id -> msgpack record waiting to enter the DLQ
@@ -49,14 +51,55 @@ local function now_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
+-- Splits a stored info value into its record and the body after it ('' when
+-- an older version wrote it: that body is in the `body` hash). Bodies are
+-- JSON text, never empty.
+local function split_info(raw)
+  -- `unpack_one` gives the bytes read, or -1 when nothing follows.
+  local used, m = cmsgpack.unpack_one(raw)
+  if used < 0 then return m, '' end
+  return m, string.sub(raw, used + 1)
+end
+
+-- The record and inline body ('' = in the `body` hash) of a message, or nil.
 local function load_info(id)
   local raw = redis.call('HGET', K_INFO, id)
   if not raw then return nil end
-  return cmsgpack.unpack(raw)
+  return split_info(raw)
 end
 
-local function save_info(id, m)
-  redis.call('HSET', K_INFO, id, cmsgpack.pack(m))
+-- Stores a message's record with its inline body `tail` (as `load_info` or
+-- `split_info` returned it, so an older record keeps its body where it is).
+local function save_info(id, m, tail)
+  redis.call('HSET', K_INFO, id, cmsgpack.pack(m) .. tail)
+end
+
+-- A message's body: its inline `tail`, else the `body` hash's entry.
+local function body_of(id, tail)
+  if tail ~= '' then return tail end
+  return redis.call('HGET', K_BODY, id)
+end
+
+-- The bodies of `ids` (tails[i] as `split_info` returned for ids[i]), with
+-- one read of the `body` hash for the records older versions wrote.
+local function bodies_of(ids, tails)
+  local out, old = {}, {}
+  for i, tail in ipairs(tails) do
+    if tail ~= '' then out[i] = tail else old[#old + 1] = i end
+  end
+  if #old > 0 then
+    local keys = {}
+    for k, i in ipairs(old) do keys[k] = ids[i] end
+    local found = redis.call('HMGET', K_BODY, unpack(keys))
+    for k, i in ipairs(old) do out[i] = found[k] end
+  end
+  return out
+end
+
+-- Whether bodies written by older versions remain (only then do removals
+-- touch the `body` hash).
+local function old_bodies()
+  return redis.call('EXISTS', K_BODY) == 1
 end
 
 local function remove_message(id)
@@ -64,12 +107,13 @@ local function remove_message(id)
   redis.call('ZREM', K_EXP, id)
   redis.call('ZREM', K_CLAIMED, id)
   redis.call('HDEL', K_INFO, id)
-  redis.call('HDEL', K_BODY, id)
+  if old_bodies() then redis.call('HDEL', K_BODY, id) end
 end
 
 -- Removes many messages with one command per structure (in chunks, so no
 -- command gets more arguments than Lua can unpack).
 local function remove_messages(ids)
+  local old = old_bodies()
   for first = 1, #ids, 1000 do
     local chunk = {}
     for i = first, math.min(first + 999, #ids) do chunk[#chunk + 1] = ids[i] end
@@ -77,7 +121,7 @@ local function remove_messages(ids)
     redis.call('ZREM', K_EXP, unpack(chunk))
     redis.call('ZREM', K_CLAIMED, unpack(chunk))
     redis.call('HDEL', K_INFO, unpack(chunk))
-    redis.call('HDEL', K_BODY, unpack(chunk))
+    if old then redis.call('HDEL', K_BODY, unpack(chunk)) end
   end
 end
 
@@ -128,13 +172,13 @@ local function drop_claim(cid)
   if raw then
     local c = cmsgpack.unpack(raw)
     for _, id in ipairs(c[5]) do
-      local m = load_info(id)
+      local m, tail = load_info(id)
       if m and m[CLAIM] == cid then
         local pos = m[POS]
         if pos == 0 then pos = redis.call('ZSCORE', K_CLAIMED, id) end
         m[CLAIM] = ''
         m[CLAIM_EXP] = 0
-        save_info(id, m)
+        save_info(id, m, tail)
         redis.call('ZREM', K_CLAIMED, id)
         if pos then redis.call('ZADD', K_FREE, pos, id) end
       end
@@ -163,7 +207,7 @@ local function sweep_group(member, score, now, budget)
     for i = first, math.min(first + 999, #ids) do chunk[#chunk + 1] = ids[i] end
     local raws = redis.call('HMGET', K_INFO, unpack(chunk))
     for i, id in ipairs(chunk) do
-      if not raws[i] or cmsgpack.unpack(raws[i])[EXPIRES] <= now then expired[#expired + 1] = id end
+      if not raws[i] or split_info(raws[i])[EXPIRES] <= now then expired[#expired + 1] = id end
     end
   end
   remove_messages(expired)

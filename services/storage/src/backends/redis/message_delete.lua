@@ -18,7 +18,7 @@ for k = 1, n do
   local id, mode, cid = ids[k], ARGV[(k - 1) * 3 + 2], ARGV[(k - 1) * 3 + 3]
   local status = 'ok'
   if raws[k] and not gone[id] then
-    local m = cmsgpack.unpack(raws[k])
+    local m = split_info(raws[k])
     -- An expired message is removed whatever the request says.
     if m[EXPIRES] > now then
       if mode == 'malformed' then

@@ -7,9 +7,9 @@ local seen = {}
 for _, id in ipairs(ARGV) do
   if not seen[id] then
     seen[id] = true
-    local m = load_info(id)
+    local m, tail = load_info(id)
     if m and m[EXPIRES] > now then
-      push_message(out, id, m, redis.call('HGET', K_BODY, id), now, 0)
+      push_message(out, id, m, body_of(id, tail), now, 0)
     end
   end
 end

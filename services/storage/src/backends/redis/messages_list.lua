@@ -13,7 +13,7 @@ local delay_queue = num_setting('ddelay') ~= nil
 if not delay_queue then include_delayed = true end
 local min = '-inf'
 if after >= 0 then min = '(' .. after end
-local picked, picked_info, picked_pos = {}, {}, {}
+local picked, picked_info, picked_pos, picked_tail = {}, {}, {}, {}
 local scanned, last_pos, exhausted = 0, after, 0
 while #picked < limit do
   if scanned >= budget then break end
@@ -27,7 +27,7 @@ while #picked < limit do
     last_pos = tonumber(batch[i * 2])
     local raw = raws[i]
     if raw then
-      local m = cmsgpack.unpack(raw)
+      local m, tail = split_info(raw)
       if m[EXPIRES] > now
         and (echo or m[CLIENT] ~= client)
         and (include_claimed or not claim_active(m, now))
@@ -35,6 +35,7 @@ while #picked < limit do
         picked[#picked + 1] = id
         picked_info[#picked_info + 1] = m
         picked_pos[#picked_pos + 1] = last_pos
+        picked_tail[#picked_tail + 1] = tail
         if #picked >= limit then break end
       end
     end
@@ -46,7 +47,7 @@ local dq = 0
 if delay_queue then dq = 1 end
 local out = {dq, exhausted, last_pos}
 if #picked > 0 then
-  local bodies = redis.call('HMGET', K_BODY, unpack(picked))
+  local bodies = bodies_of(picked, picked_tail)
   for i, id in ipairs(picked) do push_message(out, id, picked_info[i], bodies[i], now, picked_pos[i]) end
 end
 return out

@@ -82,13 +82,12 @@ if math.floor(last / 8) > math.floor((last - total) / 8) then sweep(now, 20) end
 
 -- Writes go out in bulk commands of at most CHUNK messages.
 local CHUNK = 500
-local infos, bodies, free = {}, {}, {}
+local infos, free = {}, {}
 local function flush()
   if #infos == 0 then return end
   redis.call('HSET', K_INFO, unpack(infos))
-  redis.call('HSET', K_BODY, unpack(bodies))
   redis.call('ZADD', K_FREE, unpack(free))
-  infos, bodies, free = {}, {}, {}
+  infos, free = {}, {}
 end
 -- Expiry is filed per run of consecutive positions sharing one expiry.
 local groups, group_lo, group_exp = {}, nil, nil
@@ -99,7 +98,8 @@ local function close_group(hi)
   end
 end
 -- An info record (see common.lua) holds nothing particular to one message,
--- so it is packed once per distinct (client, ttl, delay) and shared.
+-- so it is packed once per distinct (client, ttl, delay); each message's
+-- value is that record followed by its body.
 local record_client, record_ttl, record_delay, record = nil, nil, nil, nil
 local pos = last - total
 local subs = nil
@@ -126,9 +126,7 @@ for _, batch in ipairs(accepted) do
     end
     local m = #infos
     infos[m + 1] = id
-    infos[m + 2] = record
-    bodies[m + 1] = id
-    bodies[m + 2] = body
+    infos[m + 2] = record .. body
     free[m + 1] = pos
     free[m + 2] = id
     if expires ~= group_exp then

@@ -13,16 +13,19 @@ local function same_info(a, b)
   return true
 end
 
--- Calls visit(id, info, position) on each live, visible, unclaimed message in
--- position order until visit returns false or `budget` entries were looked at.
--- Expired entries met on the way are removed. Reads `want` entries first
--- (what the caller expects to take), then ever larger chunks up to 100.
--- Each visit gets its own record table (the caller may change it); runs of
--- equal records (one post's messages share one) are decoded once.
+-- Calls visit(id, info, position, tail) on each live, visible, unclaimed
+-- message in position order (`tail` as `split_info` returns it) until visit
+-- returns false or `budget` entries were looked at. Expired entries met on
+-- the way are removed. Reads `want` entries first (what the caller expects
+-- to take), then ever larger chunks up to 100. Each visit gets its own
+-- record table (the caller may change it); runs of equal records (one
+-- post's messages share one) are decoded once: msgpack ends where it ends,
+-- so a value starting with the bytes of the last record read holds that
+-- record.
 local function walk_free(now, budget, want, visit)
   local min, scanned = '-inf', 0
-  local last_raw, last = nil, nil
   local chunk = math.max(1, math.min(want, 100))
+  local head, last = nil, nil
   while scanned < budget do
     local batch = redis.call('ZRANGEBYSCORE', K_FREE, min, '+inf', 'WITHSCORES', 'LIMIT', 0, chunk)
     if #batch == 0 then return end
@@ -36,12 +39,18 @@ local function walk_free(now, budget, want, visit)
       if not raw then
         redis.call('ZREM', K_FREE, id)
       else
-        if raw ~= last_raw then last_raw, last = raw, cmsgpack.unpack(raw) end
+        local tail
+        if head and string.sub(raw, 1, #head) == head then
+          tail = string.sub(raw, #head + 1)
+        else
+          last, tail = split_info(raw)
+          head = string.sub(raw, 1, #raw - #tail)
+        end
         local m = copy_info(last)
         if m[EXPIRES] <= now then
           remove_message(id)
         elseif m[VISIBLE] <= now then
-          if not visit(id, m, tonumber(batch[i * 2])) then return end
+          if not visit(id, m, tonumber(batch[i * 2]), tail) then return end
         end
       end
     end
