@@ -86,6 +86,7 @@ macro_rules! backend_conformance_suite {
             expired_messages_never_show,
             get_message_is_scoped_to_its_queue,
             get_messages_by_id,
+            bodies_come_back_byte_for_byte,
             delete_message_on_missing_queue_or_message_succeeds,
             delete_message_follows_the_claim_rules,
             delete_message_with_expired_claims,
@@ -894,6 +895,44 @@ pub async fn get_messages_by_id(backend: BackendRef) {
     let held = claim(&backend, &scope, spec(60, 60, 1)).await;
     let claimed = backend.get_messages(&scope, &ids[..1]).await.unwrap();
     assert_eq!(claimed[0].claim_id.as_deref(), Some(held.id.as_str()));
+}
+
+/// Bodies come back exactly as posted from every read: non-ASCII text,
+/// escapes, and a body of 100,000 bytes.
+pub async fn bodies_come_back_byte_for_byte(backend: BackendRef) {
+    let scope = queue("bodies");
+    let large = format!("{{\"data\":\"{}\"}}", "x".repeat(100_000 - 11));
+    let bodies = [
+        "{\"text\":\"héllo – 日本語 🎉\"}".to_string(),
+        "\"\\u00ff \\\"quoted\\\" \\\\ back\"".to_string(),
+        large,
+        "null".to_string(),
+        "[0,-1.5e3,true]".to_string(),
+    ];
+    let ids = post_with(
+        &backend,
+        &scope,
+        bodies.iter().map(|b| message(b)).collect(),
+    )
+    .await;
+    let posted: Vec<(String, String)> = ids.iter().cloned().zip(bodies.iter().cloned()).collect();
+    let pairs = |messages: Vec<Message>| -> Vec<(String, String)> {
+        messages.into_iter().map(|m| (m.id, m.body)).collect()
+    };
+    assert_eq!(pairs(list(&backend, &scope, &query(10)).await), posted);
+    let got = backend.get_messages(&scope, &ids[1..3]).await.unwrap();
+    assert_eq!(pairs(got), posted[1..3]);
+    let held = claim(&backend, &scope, spec(60, 60, 3)).await;
+    assert_eq!(pairs(held.messages.clone()), posted[..3]);
+    backend
+        .renew_claim(&scope, &held.id, 120, 60)
+        .await
+        .unwrap();
+    let again = backend.get_claim(&scope, &held.id).await.unwrap();
+    assert_eq!(pairs(again.messages), posted[..3]);
+    backend.release_claim(&scope, &held.id).await.unwrap();
+    let popped = backend.pop_messages(&scope, 5).await.unwrap();
+    assert_eq!(pairs(popped), posted);
 }
 
 /// Deleting on a missing queue, or a missing or malformed id, is success.
