@@ -1300,6 +1300,15 @@ mod conformance {
         assert_eq!(backend.sweep_now().await.unwrap(), 0);
     }
 
+    /// The number of fields of the hash `key`.
+    async fn hash_len(conn: &ConnectionManager, key: &str) -> u64 {
+        redis::cmd("HLEN")
+            .arg(key)
+            .query_async(&mut conn.clone())
+            .await
+            .unwrap()
+    }
+
     /// A post of `count` small messages with the given ttl (None: default).
     fn batch(count: usize, ttl: Option<i64>) -> PostBatch {
         PostBatch {
@@ -1351,26 +1360,14 @@ mod conformance {
         assert_eq!(held_ids, short[..3]);
         tokio::time::sleep(Duration::from_millis(1200)).await;
         let prefix = key_prefix(&scope);
-        let stored = |conn: &mut ConnectionManager| {
-            let mut conn = conn.clone();
-            let key = format!("{prefix}:info");
-            async move {
-                let n: u64 = redis::cmd("HLEN")
-                    .arg(key)
-                    .query_async(&mut conn)
-                    .await
-                    .unwrap();
-                n
-            }
-        };
-        assert_eq!(stored(&mut conn).await, 2501);
+        assert_eq!(hash_len(&conn, &format!("{prefix}:info")).await, 2501);
         // Each pass looks at up to 1,000 positions of the group.
         let mut removed = Vec::new();
         for _ in 0..4 {
             removed.push(backend.sweep_now().await.unwrap());
         }
         assert_eq!(removed, vec![997, 1000, 500, 0]);
-        assert_eq!(stored(&mut conn).await, 4);
+        assert_eq!(hash_len(&conn, &format!("{prefix}:info")).await, 4);
         let left: Vec<String> = redis::cmd("ZRANGE")
             .arg(format!("{prefix}:exp"))
             .arg(0)
@@ -1573,23 +1570,12 @@ mod conformance {
         let scope = Scope::queue(format!("bodies-{}", uuid::Uuid::new_v4().simple()), "q").unwrap();
         let prefix = key_prefix(&scope);
         let mut conn = backend.inner.conn();
-        let body_hash_len = |conn: &ConnectionManager| {
-            let mut conn = conn.clone();
-            let key = format!("{prefix}:body");
-            async move {
-                let n: u64 = redis::cmd("HLEN")
-                    .arg(key)
-                    .query_async(&mut conn)
-                    .await
-                    .unwrap();
-                n
-            }
-        };
+        let body_key = format!("{prefix}:body");
         let old = backend.post_messages(&scope, batch(4, None)).await.unwrap();
-        assert_eq!(body_hash_len(&conn).await, 0, "new bodies are inline");
+        assert_eq!(hash_len(&conn, &body_key).await, 0, "new bodies are inline");
         to_older_layout(&mut conn, &prefix, &old).await;
         let new = backend.post_messages(&scope, batch(2, None)).await.unwrap();
-        assert_eq!(body_hash_len(&conn).await, 4);
+        assert_eq!(hash_len(&conn, &body_key).await, 4);
         let bodies = |messages: Vec<zaqar_proto::model::Message>| -> Vec<(String, String)> {
             messages.into_iter().map(|m| (m.id, m.body)).collect()
         };
@@ -1631,12 +1617,12 @@ mod conformance {
         backend.release_claim(&scope, &claim.id).await.unwrap();
         let page = backend.list_messages(&scope, &query).await.unwrap();
         assert_eq!(bodies(page.messages), all);
-        assert_eq!(body_hash_len(&conn).await, 4);
+        assert_eq!(hash_len(&conn, &body_key).await, 4);
         // Removals clear both places.
         let popped = backend.pop_messages(&scope, 1).await.unwrap();
         assert_eq!(bodies(popped), all[..1]);
         backend.delete_message(&scope, &old[1], None).await.unwrap();
-        assert_eq!(body_hash_len(&conn).await, 2);
+        assert_eq!(hash_len(&conn, &body_key).await, 2);
         backend
             .delete_messages(&scope, &[old[2].clone(), new[0].clone()], None)
             .await
