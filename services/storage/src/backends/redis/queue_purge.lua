@@ -7,7 +7,7 @@ if ARGV[1] == '1' and queue_exists() then
   local cids = redis.call('ZRANGEBYSCORE', K_CEXP, '-inf', now)
   for _, cid in ipairs(cids) do drop_claim(cid) end
   local ids = redis.call('ZRANGE', K_FREE, 0, tonumber(ARGV[3]) - 1)
-  for _, id in ipairs(ids) do remove_message(id) end
+  remove_messages(ids)
   deleted = #ids
 end
 if ARGV[2] == '1' then
