@@ -102,14 +102,6 @@ local function old_bodies()
   return redis.call('EXISTS', K_BODY) == 1
 end
 
-local function remove_message(id)
-  redis.call('ZREM', K_FREE, id)
-  redis.call('ZREM', K_EXP, id)
-  redis.call('ZREM', K_CLAIMED, id)
-  redis.call('HDEL', K_INFO, id)
-  if old_bodies() then redis.call('HDEL', K_BODY, id) end
-end
-
 -- Removes many messages with one command per structure (in chunks, so no
 -- command gets more arguments than Lua can unpack).
 local function remove_messages(ids)
@@ -123,6 +115,10 @@ local function remove_messages(ids)
     redis.call('HDEL', K_INFO, unpack(chunk))
     if old then redis.call('HDEL', K_BODY, unpack(chunk)) end
   end
+end
+
+local function remove_message(id)
+  remove_messages({id})
 end
 
 -- Up to `count` stored messages in position order (the union of the free

@@ -15,7 +15,8 @@ if ARGV[1] == '1' then
     end
   end
 end
-for i = 3, 2 + n do
-  if redis.call('HEXISTS', K_INFO, ARGV[i]) == 1 then remove_message(ARGV[i]) end
-end
+-- Removing an id that is not there changes nothing.
+local ids = {}
+for i = 3, 2 + n do ids[#ids + 1] = ARGV[i] end
+remove_messages(ids)
 return 'ok'

@@ -19,6 +19,6 @@ if #taken == 0 then return out end
 local bodies = bodies_of(taken, taken_tail)
 for i, id in ipairs(taken) do
   push_message(out, id, taken_info[i], bodies[i], now, taken_pos[i])
-  remove_message(id)
 end
+remove_messages(taken)
 return out
