@@ -150,11 +150,8 @@ READY_TIMEOUT=60 # seconds for a server to become ready
 STOP_TIMEOUT=10  # seconds between SIGTERM and SIGKILL
 CEILING_FILL=10000
 
-log() { printf '%s %s: %s\n' "$(date -u +%H:%M:%S)" "$PROG" "$*" >&2; }
-die() {
-    log "error: $*"
-    exit 1
-}
+# shellcheck source=deploy/bench/lib.sh
+. "$HERE/lib.sh"
 
 usage() {
     cat <<EOF
@@ -216,8 +213,6 @@ while [ $# -gt 0 ]; do
     esac
 done
 
-is_uint() { [[ $1 =~ ^[0-9]+$ ]]; }
-is_pos_int() { [[ $1 =~ ^[0-9]+$ ]] && [ "$1" -ge 1 ]; }
 is_pos_int "$ROUNDS" || die "ROUNDS must be a positive integer, not '$ROUNDS'"
 is_pos_int "$CONNECTIONS" || die "CONNECTIONS must be a positive integer"
 is_pos_int "$THEIR_WORKERS" || die "THEIR_WORKERS must be a positive integer"
@@ -234,151 +229,15 @@ done
 DURATION_S=$(python3 "$HELPER" seconds "$DURATION") || die "cannot read DURATION '$DURATION' (e.g. 10s, 1m)"
 ! is_uint "$DURATION" || DURATION="${DURATION}s" # zaqar bench wants a unit
 
-# --- processes ---------------------------------------------------------------
+# --- work directory ----------------------------------------------------------
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/zaqar-compare.XXXXXX")
+bench_traps
 RES="$WORK/results"
 mkdir -p "$RES"
 : >"$RES/notes"
 RUN_ID=$(od -An -N3 -tx1 /dev/urandom | tr -d ' \n')
 BODY=$(head -c "$MESSAGE_SIZE" /dev/zero | tr '\0' x)
-
-PIDS=()
-NAMES=()
-LAST_PID=
-BENCH_PID= # the running `zaqar bench`, if any
-
-# Starts "$@" in the background with stdout+stderr in $2, records it as $1.
-start_bg() {
-    local name=$1 logfile=$2
-    shift 2
-    : >"$logfile" # exists before the child opens it, for wait_listening
-    "$@" >>"$logfile" 2>&1 </dev/null &
-    LAST_PID=$!
-    PIDS+=("$LAST_PID")
-    NAMES+=("$name")
-}
-
-alive() { kill -0 "$1" 2>/dev/null; }
-
-# Stops every started process, the last started first: SIGTERM, then SIGKILL
-# after STOP_TIMEOUT. They are our children, so their PIDs cannot be reused
-# before we reap them with `wait`.
-stop_all() {
-    local i pid waited
-    for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
-        pid=${PIDS[i]}
-        [ -n "$pid" ] || continue
-        if alive "$pid"; then
-            kill -TERM "$pid" 2>/dev/null || true
-            for ((waited = 0; waited < STOP_TIMEOUT * 10; waited++)); do
-                alive "$pid" || break
-                # a reaped child is gone; an unreaped one is a zombie
-                [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" = Z ] && break
-                sleep 0.1
-            done
-            if alive "$pid" && [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" != Z ]; then
-                log "killing ${NAMES[i]} (pid $pid): still running after ${STOP_TIMEOUT}s"
-                kill -KILL "$pid" 2>/dev/null || true
-            fi
-        fi
-        wait "$pid" 2>/dev/null || true
-        PIDS[i]=
-    done
-}
-
-cleanup() {
-    local status=$?
-    trap - EXIT INT TERM
-    if [ -n "$BENCH_PID" ] && alive "$BENCH_PID"; then
-        kill -TERM "$BENCH_PID" 2>/dev/null || true
-        wait "$BENCH_PID" 2>/dev/null || true
-    fi
-    stop_all
-    if [ "$status" -ne 0 ] || [ -n "$KEEP" ]; then
-        log "work directory kept: $WORK"
-    else
-        rm -rf -- "$WORK"
-    fi
-    exit "$status"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-# Fails (with the log's tail) unless process $1 named $2 with log $3 runs.
-check_alive() {
-    alive "$1" || die "$2 exited; last lines of $3:
-$(tail -n 20 "$3" 2>/dev/null)"
-}
-
-# Waits until process $1 (log $2, name $3) prints `listening on ADDR`; sets ADDR.
-wait_listening() {
-    local pid=$1 logfile=$2 name=$3 i
-    for ((i = 0; i < READY_TIMEOUT * 10; i++)); do
-        ADDR=$(sed -n 's/.*listening on \([^ ]*\).*/\1/p' "$logfile" 2>/dev/null | head -n 1) || ADDR=
-        [ -z "$ADDR" ] || return 0
-        check_alive "$pid" "$name" "$logfile"
-        sleep 0.1
-    done
-    die "$name did not print 'listening on ADDR' within ${READY_TIMEOUT}s (see $logfile)"
-}
-
-HDRS=(-H "Client-ID: $CLIENT_ID" -H "X-Project-ID: $PROJECT" -H "Content-Type: application/json")
-
-# curl: prints the HTTP status; the body goes to $WORK/curl.out.
-http() {
-    local method=$1 url=$2
-    shift 2
-    curl -s -m 30 -o "$WORK/curl.out" -w '%{http_code}' -X "$method" "${HDRS[@]}" "$@" "$url" || true
-}
-
-# Creates a queue, posts, claims and deletes one message at base URL $2.
-smoke_test() {
-    local name=$1 url=$2 q="smoke-$RUN_ID" code href
-    code=$(http PUT "$url/v2/queues/$q" -d '{}')
-    [[ $code == 201 || $code == 204 ]] || die "$name: create queue answered $code: $(cat "$WORK/curl.out")"
-    code=$(http POST "$url/v2/queues/$q/messages" -d '{"messages": [{"ttl": 300, "body": {"smoke": 1}}]}')
-    [ "$code" = 201 ] || die "$name: post answered $code: $(cat "$WORK/curl.out")"
-    code=$(http POST "$url/v2/queues/$q/claims?limit=10" -d '{"ttl": 60, "grace": 60}')
-    [ "$code" = 201 ] || die "$name: claim answered $code: $(cat "$WORK/curl.out")"
-    href=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["messages"][0]["href"])' \
-        "$WORK/curl.out") || die "$name: unexpected claim reply: $(cat "$WORK/curl.out")"
-    code=$(http DELETE "$url$href")
-    [ "$code" = 204 ] || die "$name: delete of the claimed message answered $code: $(cat "$WORK/curl.out")"
-    code=$(http DELETE "$url/v2/queues/$q")
-    [ "$code" = 204 ] || die "$name: delete queue answered $code: $(cat "$WORK/curl.out")"
-    log "$name: create queue, post, claim, delete: ok"
-}
-
-# --- Redis -------------------------------------------------------------------
-
-start_redis() {
-    local i logfile="$WORK/redis.log"
-    mkdir -p "$WORK/redis"
-    for _ in 1 2 3; do
-        REDIS_PORT=$(free_port)
-        start_bg redis "$logfile" redis-server --bind 127.0.0.1 --port "$REDIS_PORT" \
-            --dir "$WORK/redis" --save '' --appendonly no --daemonize no
-        REDIS_PID=$LAST_PID
-        for ((i = 0; i < 100; i++)); do
-            if [ "$(redis-cli -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ]; then
-                log "redis-server on 127.0.0.1:$REDIS_PORT (pid $REDIS_PID; DB 0 theirs, 1 ours, 2 ceiling)"
-                return 0
-            fi
-            alive "$REDIS_PID" || break
-            sleep 0.1
-        done
-        stop_all # only redis was started
-        PIDS=() NAMES=()
-    done
-    die "redis-server did not start; last lines of $logfile:
-$(tail -n 20 "$logfile")"
-}
 
 # --- the real Zaqar ------------------------------------------------------------
 
@@ -442,36 +301,6 @@ $(tail -n 30 "$logfile")"
         log "port $THEIR_PORT was taken, retrying"
     done
     die "gunicorn could not bind a port"
-}
-
-# --- ours ----------------------------------------------------------------------
-
-find_zaqar() {
-    if [ -n "${ZAQAR_BIN:-}" ]; then
-        ZAQAR=$ZAQAR_BIN
-    else
-        log "building: cargo build --release -p zaqar (in $ROOT)"
-        (cd "$ROOT" && cargo build --release -p zaqar) >&2 || die "cargo build failed"
-        ZAQAR="$ROOT/target/release/zaqar"
-    fi
-    [ -x "$ZAQAR" ] || die "no executable zaqar binary at $ZAQAR"
-    "$ZAQAR" bench --help >/dev/null 2>&1 || die "$ZAQAR has no working 'bench' subcommand"
-}
-
-start_ours() {
-    local logfile="$WORK/storage.log"
-    start_bg storage "$logfile" env RUST_LOG=warn "$ZAQAR" storage --listen 127.0.0.1:0 \
-        --backend "redis://127.0.0.1:$REDIS_PORT/1"
-    STORAGE_PID=$LAST_PID
-    wait_listening "$STORAGE_PID" "$logfile" "zaqar storage"
-    local storage_addr=$ADDR
-    logfile="$WORK/api.log"
-    start_bg api "$logfile" env RUST_LOG=warn "$ZAQAR" api --listen 127.0.0.1:0 \
-        --storage "http://$storage_addr"
-    API_PID=$LAST_PID
-    wait_listening "$API_PID" "$logfile" "zaqar api"
-    OUR_URL="http://$ADDR"
-    log "ours at $OUR_URL (api pid $API_PID) -> storage $storage_addr (pid $STORAGE_PID) -> Redis DB 1"
 }
 
 # --- runs ----------------------------------------------------------------------
@@ -602,9 +431,9 @@ ceiling_round() {
 
 find_zaqar
 ensure_venv
-start_redis
+start_redis "DB 0 theirs, 1 ours, 2 ceiling"
 start_theirs
-start_ours
+start_ours 1
 smoke_test ours "$OUR_URL"
 smoke_test theirs "$THEIR_URL"
 load_ceiling_scripts

@@ -16,6 +16,14 @@ fn bench_report(url: &str, args: &[&str]) -> serde_json::Value {
         "bench failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
+    // Without a progress bar the start of the measured phase is announced
+    // on stderr (deploy/bench/profile.sh waits for it).
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        stderr.matches("measuring for ").count(),
+        1,
+        "stderr: {stderr}"
+    );
     serde_json::from_slice(&output.stdout).unwrap()
 }
 

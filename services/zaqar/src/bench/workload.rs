@@ -279,6 +279,15 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<Report> {
     }
 
     let progress = progress_bar(args);
+    if progress.is_hidden() {
+        // Without a progress bar, one line on stderr tells scripts (and a
+        // terminal) that the measured phase has begun, after any prefill.
+        eprintln!(
+            "measuring for {} ({} messages prefilled)",
+            humantime::format_duration(args.duration),
+            args.prefill
+        );
+    }
     let requests = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
