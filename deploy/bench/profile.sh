@@ -26,7 +26,8 @@
 #
 # Output: DIR/summary.txt (also printed), DIR/SCENARIO/{accounting,profile}.json
 # (the bench reports), DIR/SCENARIO/PROCESS.folded and PROCESS.svg. DIR
-# defaults to ./profile-YYYYmmdd-HHMMSS.
+# defaults to ./profile-YYYYmmdd-HHMMSS (ignored by git at the repository's
+# top).
 #
 # Environment:
 #   DURATION      each run, humantime (default 10s; at least 5s)
@@ -252,15 +253,12 @@ profile_run() {
 }
 
 summarize() {
-    local scenario=$1 dir=$2 name
-    echo "== $scenario =="
-    local rate_key=produced_messages_per_s
+    local scenario=$1 dir=$2 name op p50 p99 rate_key=produced_messages_per_s
     [ "$scenario" != consume ] || rate_key=consumed_messages_per_s
+    echo "== $scenario =="
     printf '  accounting run: %.0f msg/s' "$(python3 "$HERE/compare_helper.py" get "$dir/accounting.json" "$rate_key")"
     printf ', p50 / p99 ms:'
-    local op
     for op in post claim delete; do
-        local p50 p99
         p50=$(python3 "$HERE/compare_helper.py" get "$dir/accounting.json" "operations.$op.latency_ms.p50")
         p99=$(python3 "$HERE/compare_helper.py" get "$dir/accounting.json" "operations.$op.latency_ms.p99")
         [ "$p50" = 0 ] || printf ' %s %.2f / %.2f' "$op" "$p50" "$p99"
