@@ -49,7 +49,10 @@
 # The release profile keeps symbols but no debug info: frames inlined into
 # their callers (most of them, with fat LTO) show under the caller's name.
 # `perf` unwinds with the binaries' .eh_frame (DWARF), which Rust and Redis
-# both ship, so no frame pointers are needed.
+# both ship, so no frame pointers are needed. Debian's redis-server lacks its
+# static symbols (the Lua interpreter then shows as `[redis-check-rdb]`); a
+# redis-server built from source (`apt-get source redis`, `make`) put first
+# on PATH is profiled with them.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
