@@ -314,15 +314,17 @@ run_bench() {
     local -a args=(bench --url "$url" --project "$PROJECT" --prefix "cmp-$RUN_ID-$side-$scenario-r$round"
         --message-size "$MESSAGE_SIZE" --duration "$DURATION" --json --no-progress)
     case $scenario in
-    post1) args+=(--producers "$CONNECTIONS" --batch 1) ;;
-    post10) args+=(--producers "$CONNECTIONS" --batch 10) ;;
-    consume) args+=(--consumers "$CONNECTIONS" --claim "$CLAIM" --batch 10 --prefill "$prefill") ;;
-    paced-post1) args+=(--producers "$CONNECTIONS" --batch 1 --rate "$PACED_POSTS") ;;
+    post1 | post10 | consume) load_args "$scenario" "$prefill" ;;
+    paced-post1)
+        load_args post1
+        LOAD_ARGS+=(--rate "$PACED_POSTS")
+        ;;
     paced-consume)
-        args+=(--consumers "$CONNECTIONS" --claim "$CLAIM" --batch 10 --rate "$PACED_CLAIMS"
-            --prefill "$(python3 -c 'import sys; print(int(2 * float(sys.argv[1]) * 10 * float(sys.argv[2])) + 1000)' "$DURATION_S" "$PACED_CLAIMS")")
+        load_args consume "$(python3 -c 'import sys; print(int(2 * float(sys.argv[1]) * 10 * float(sys.argv[2])) + 1000)' "$DURATION_S" "$PACED_CLAIMS")"
+        LOAD_ARGS+=(--rate "$PACED_CLAIMS")
         ;;
     esac
+    args+=("${LOAD_ARGS[@]}")
     log "round $round/$ROUNDS: $side $scenario${5:+ (prefill $prefill)}"
     check_alive "$REDIS_PID" redis-server "$WORK/redis.log"
     if [ "${KEEP_DATA:-0}" != 1 ]; then

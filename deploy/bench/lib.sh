@@ -2,7 +2,8 @@
 # (compare.sh, profile.sh); sourced, not run. The sourcing script sets PROG
 # (its name, for log lines), WORK (its work directory), KEEP (non-empty keeps
 # WORK on success), ROOT (the repository), READY_TIMEOUT and STOP_TIMEOUT
-# (seconds), PROJECT and CLIENT_ID (the headers of its requests), and calls
+# (seconds), PROJECT and CLIENT_ID (the headers of its requests),
+# CONNECTIONS and CLAIM (the load of its scenarios), and calls
 # `bench_traps` once WORK exists.
 #
 # Every process is started with `start_bg` on 127.0.0.1 and a free port, and
@@ -163,6 +164,20 @@ start_redis() {
     done
     die "redis-server did not start; last lines of $logfile:
 $(tail -n 20 "$logfile")"
+}
+
+# Sets LOAD_ARGS to the `zaqar bench` arguments of scenario $1: post1 and
+# post10 (CONNECTIONS producers posting 1 or 10 messages per request) or
+# consume (CONNECTIONS consumers claiming up to CLAIM and deleting each
+# claimed message, on a queue prefilled with $2 messages).
+load_args() {
+    # shellcheck disable=SC2034 # LOAD_ARGS is read by the sourcing script
+    case $1 in
+    post1) LOAD_ARGS=(--producers "$CONNECTIONS" --batch 1) ;;
+    post10) LOAD_ARGS=(--producers "$CONNECTIONS" --batch 10) ;;
+    consume) LOAD_ARGS=(--consumers "$CONNECTIONS" --claim "$CLAIM" --batch 10 --prefill "${2:-0}") ;;
+    *) die "unknown scenario: $1" ;;
+    esac
 }
 
 # Sets ZAQAR to $ZAQAR_BIN, or builds the release binary and points at it.

@@ -184,11 +184,8 @@ start_load() {
     local scenario=$1 report=$2 i
     local -a args=(bench --url "$OUR_URL" --project "$PROJECT" --prefix "prof-$$-$scenario-$RANDOM"
         --message-size "$MESSAGE_SIZE" --duration "$DURATION" --json --no-progress)
-    case $scenario in
-    post1) args+=(--producers "$CONNECTIONS" --batch 1) ;;
-    post10) args+=(--producers "$CONNECTIONS" --batch 10) ;;
-    consume) args+=(--consumers "$CONNECTIONS" --claim "$CLAIM" --batch 10 --prefill "$PREFILL") ;;
-    esac
+    load_args "$scenario" "$PREFILL"
+    args+=("${LOAD_ARGS[@]}")
     [ "$(redis-cli -p "$REDIS_PORT" -n 1 FLUSHDB SYNC)" = OK ] || die "cannot flush Redis DB 1"
     "$ZAQAR" "${args[@]}" >"$report" 2>"$report.stderr" </dev/null &
     BENCH_PID=$!
@@ -211,40 +208,40 @@ finish_load() {
     python3 "$HERE/compare_helper.py" check-bench "$report" || die "zaqar bench printed no report ($report)"
 }
 
+# Sets PROCS to NAME=PID of the four processes a run looks at (the load
+# generator of the run started last).
+list_processes() {
+    PROCS=("bench=$BENCH_PID" "api=$API_PID" "storage=$STORAGE_PID" "redis=$REDIS_PID")
+}
+
 accounting_run() {
     local scenario=$1 dir=$2
     log "$scenario: accounting run ($DURATION)"
     start_load "$scenario" "$dir/accounting.json"
+    list_processes
     sleep "$WARMUP"
-    python3 "$HELPER" snap "$WORK/before.json" "bench=$BENCH_PID" "api=$API_PID" \
-        "storage=$STORAGE_PID" "redis=$REDIS_PID"
+    python3 "$HELPER" snap "$WORK/before.json" "${PROCS[@]}"
     sleep "$WINDOW"
-    python3 "$HELPER" snap "$WORK/after.json" "bench=$BENCH_PID" "api=$API_PID" \
-        "storage=$STORAGE_PID" "redis=$REDIS_PID"
+    python3 "$HELPER" snap "$WORK/after.json" "${PROCS[@]}"
     finish_load "$dir/accounting.json"
     python3 "$HELPER" cpu "$WORK/before.json" "$WORK/after.json" "$dir/accounting.json" >"$dir/cpu.txt" ||
         die "cannot compute the CPU table for $scenario"
 }
 
 profile_run() {
-    local scenario=$1 dir=$2 name pid bench_pid
+    local scenario=$1 dir=$2 spec name pid pids=
     local data="$WORK/$scenario.perf.data"
     log "$scenario: profiled run ($DURATION, perf at $FREQ Hz)"
     start_load "$scenario" "$dir/profile.json"
-    bench_pid=$BENCH_PID
+    list_processes
+    for spec in "${PROCS[@]}"; do pids+=${pids:+,}${spec#*=}; done
     sleep "$WARMUP"
-    perf record -q -F "$FREQ" --call-graph dwarf,16384 -o "$data" \
-        -p "$BENCH_PID,$API_PID,$STORAGE_PID,$REDIS_PID" -- sleep "$WINDOW" \
+    perf record -q -F "$FREQ" --call-graph dwarf,16384 -o "$data" -p "$pids" -- sleep "$WINDOW" \
         >"$WORK/$scenario.perf.log" 2>&1 || die "perf record failed: $(tail -n 5 "$WORK/$scenario.perf.log")"
     finish_load "$dir/profile.json"
     log "$scenario: folding stacks and drawing flamegraphs"
-    for name in bench api storage redis; do
-        case $name in
-        bench) pid=$bench_pid ;;
-        api) pid=$API_PID ;;
-        storage) pid=$STORAGE_PID ;;
-        redis) pid=$REDIS_PID ;;
-        esac
+    for spec in "${PROCS[@]}"; do
+        name=${spec%%=*} pid=${spec#*=}
         perf script -i "$data" --pid "$pid" 2>>"$WORK/$scenario.perf.log" |
             "$COLLAPSE" >"$dir/$name.folded" 2>>"$WORK/$scenario.perf.log" ||
             die "cannot fold the stacks of $name: $(tail -n 5 "$WORK/$scenario.perf.log")"
