@@ -261,3 +261,19 @@ fn a_zero_sweep_interval_is_refused_at_startup() {
         "{stderr}"
     );
 }
+
+/// SIGTERM sent the moment the process prints `listening on` stops it
+/// cleanly: its handlers are in place before it announces itself (a signal
+/// arriving before them would kill it with the signal's default action).
+#[test]
+fn sigterm_right_after_listening_stops_cleanly() {
+    for attempt in 1..=20 {
+        let dir = tempfile::tempdir().unwrap();
+        let mut node = ApiNode::standalone_in(dir.path(), &[]).unwrap();
+        let status = node.guard.terminate(std::time::Duration::from_secs(10));
+        assert!(
+            status.is_some_and(|status| status.success()),
+            "attempt {attempt}: {status:?}"
+        );
+    }
+}

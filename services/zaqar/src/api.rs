@@ -76,10 +76,11 @@ pub async fn run(
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let address = listener.local_addr()?;
+    let stop = shutdown::listen();
     announce(address)?;
     tracing::info!(%address, pooled = state.pooling.is_some(), "api node serving");
     let grace = config.shutdown_grace;
-    zaqar_api::serve(listener, state, shutdown::signal(), grace).await?;
+    zaqar_api::serve(listener, state, stop, grace).await?;
     tracing::info!("api node stopped");
     Ok(())
 }

@@ -151,11 +151,12 @@ pub async fn run(
         .await
         .with_context(|| format!("cannot listen on {address}"))?;
     let bound = listener.local_addr()?;
+    let stop = shutdown::listen();
     announce(bound)?;
     tracing::info!(address = %bound, backend = %redact(&config.backend), "standalone serving");
     let grace = config.api.shutdown_grace;
     let state = AppState::pooled(config.api, placement);
-    zaqar_api::serve(listener, state, shutdown::signal(), grace).await?;
+    zaqar_api::serve(listener, state, stop, grace).await?;
     tracing::info!("standalone stopped");
     Ok(())
 }

@@ -83,10 +83,10 @@ pub async fn run(
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let address = listener.local_addr()?;
     let _registration = register(&config, address).await?;
+    let stop = shutdown::listen();
     announce(address)?;
     tracing::info!(%address, backend = %redact(&config.backend), "storage node serving");
-    zaqar_storage::server::serve(listener, backend, shutdown::signal(), config.shutdown_grace)
-        .await?;
+    zaqar_storage::server::serve(listener, backend, stop, config.shutdown_grace).await?;
     tracing::info!("storage node stopped");
     Ok(())
 }
